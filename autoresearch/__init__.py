@@ -1,0 +1,1 @@
+"""RL policy autoresearch: editable train.py, frozen harness, research runner, proposers."""

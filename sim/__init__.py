@@ -1,0 +1,1 @@
+"""PyBullet simulation: facade, robots, tasks, Gymnasium envs, vector env."""
