@@ -41,7 +41,8 @@ def config_dir() -> Path:
             return path
     listing = "\n  ".join(str(p) for p in tried)
     raise FileNotFoundError(
-        f"no robo_agent config directory (with robots/) found; set {CONFIG_ENV}. Tried:\n  {listing}"
+        f"no robo_agent config directory (with robots/) found; set {CONFIG_ENV}."
+        f" Tried:\n  {listing}"
     )
 
 

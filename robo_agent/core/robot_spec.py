@@ -86,7 +86,9 @@ class ControllerSpec(_Strict):
 
     arm: str = Field(default="arm_controller", description="joint_trajectory_controller")
     position: str = Field(default="position_controller", description="forward_command_controller")
-    gripper: str | None = Field(default="gripper_controller", description="forward_command_controller")
+    gripper: str | None = Field(
+        default="gripper_controller", description="forward_command_controller"
+    )
 
     @property
     def trajectory_topic(self) -> str:
@@ -193,11 +195,15 @@ def _format_errors(err: ValidationError) -> str:
 def parse_robot(data: Any, source: Path | str = "<memory>") -> RobotSpec:
     """Validate an already-parsed mapping; errors name `source`, the key and the problem."""
     if not isinstance(data, dict):
-        raise RobotSpecError(f"{source}: expected a mapping at top level, got {type(data).__name__}")
+        raise RobotSpecError(
+            f"{source}: expected a mapping at top level, got {type(data).__name__}"
+        )
     try:
         spec = RobotSpec.model_validate(data)
     except ValidationError as err:
-        raise RobotSpecError(f"{source}: invalid robot description:\n{_format_errors(err)}") from None
+        raise RobotSpecError(
+            f"{source}: invalid robot description:\n{_format_errors(err)}"
+        ) from None
     return spec.model_copy(update={"source": Path(source)}) if source != "<memory>" else spec
 
 
@@ -220,7 +226,9 @@ def load_robot(name_or_path: str | Path, directory: Path | None = None) -> Robot
         raise RobotSpecError(f"{path}: malformed YAML: {err}") from None
     spec = parse_robot(raw, path)
     if path.stem != spec.name:
-        raise RobotSpecError(f"{path}: key 'name' is '{spec.name}' but the file is '{path.stem}.yaml'")
+        raise RobotSpecError(
+            f"{path}: key 'name' is '{spec.name}' but the file is '{path.stem}.yaml'"
+        )
     return spec
 
 
