@@ -1,0 +1,168 @@
+"""Write and load ONNX policy artifacts (the model half of `robo_agent.core.artifact`).
+
+The graph is built directly with `onnx.helper` from plain numpy weights, so neither
+`torch.onnx` nor its optional exporters are needed, and the trainer can hand over any
+tanh-squashed MLP:
+
+    obs -> clip((obs - mean) / std, -clip, clip) -> [Gemm -> Relu]* -> Gemm -> Tanh -> action
+
+Loading uses onnxruntime and JSON only (no pickle anywhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from robo_agent.core.artifact import (
+    MODEL_FILE,
+    ArtifactError,
+    PolicySpec,
+    load_spec,
+    sha256_file,
+    write_spec,
+)
+
+OPSET = 17
+
+
+def build_mlp_model(
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    obs_mean: np.ndarray,
+    obs_std: np.ndarray,
+    clip: float = 5.0,
+    input_name: str = "obs",
+    output_name: str = "action",
+) -> bytes:
+    """Serialised ONNX model of a normalised, tanh-squashed MLP.
+
+    `weights[i]` has shape (out, in) as in `torch.nn.Linear.weight`; hidden layers use ReLU.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    if len(weights) != len(biases) or not weights:
+        raise ValueError("need one bias per weight matrix and at least one layer")
+    obs_dim = int(np.asarray(weights[0]).shape[1])
+    act_dim = int(np.asarray(weights[-1]).shape[0])
+    mean = np.asarray(obs_mean, dtype=np.float32).reshape(obs_dim)
+    std = np.maximum(np.asarray(obs_std, dtype=np.float32).reshape(obs_dim), 1e-6)
+    inits = [
+        numpy_helper.from_array(mean, "norm_mean"),
+        numpy_helper.from_array(std, "norm_std"),
+        numpy_helper.from_array(np.array(-clip, dtype=np.float32), "clip_lo"),
+        numpy_helper.from_array(np.array(clip, dtype=np.float32), "clip_hi"),
+    ]
+    nodes = [
+        helper.make_node("Sub", [input_name, "norm_mean"], ["centred"]),
+        helper.make_node("Div", ["centred", "norm_std"], ["scaled"]),
+        helper.make_node("Clip", ["scaled", "clip_lo", "clip_hi"], ["h0"]),
+    ]
+    current = "h0"
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        w32 = np.asarray(w, dtype=np.float32)
+        b32 = np.asarray(b, dtype=np.float32).reshape(w32.shape[0])
+        inits += [numpy_helper.from_array(w32, f"W{i}"), numpy_helper.from_array(b32, f"b{i}")]
+        pre = f"z{i + 1}"
+        nodes.append(helper.make_node("Gemm", [current, f"W{i}", f"b{i}"], [pre], transB=1))
+        last = i == len(weights) - 1
+        out = output_name if last else f"h{i + 1}"
+        nodes.append(helper.make_node("Tanh" if last else "Relu", [pre], [out]))
+        current = out
+    graph = helper.make_graph(
+        nodes,
+        "robo_agent_policy",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", obs_dim])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", act_dim])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph, producer_name="robo_agent", opset_imports=[helper.make_opsetid("", OPSET)]
+    )
+    model.ir_version = 8  # readable by onnxruntime >= 1.12
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def write_artifact(folder: str | Path, model_bytes: bytes, spec_fields: dict) -> PolicySpec:
+    """Write `policy.onnx` and a `policy.json` whose sha256 matches it; returns the spec."""
+    import hashlib
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model_path = folder / MODEL_FILE
+    tmp = folder / f".{MODEL_FILE}.tmp"
+    tmp.write_bytes(model_bytes)
+    tmp.replace(model_path)
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    fields = {**spec_fields, "model_file": MODEL_FILE, "model_sha256": digest}
+    spec = PolicySpec.model_validate(fields)
+    write_spec(folder, spec)
+    return spec
+
+
+class OnnxPolicy:
+    """A loaded artifact: `act(obs_dict)` or `act_flat(array)` -> actions in [-1, 1]."""
+
+    def __init__(self, folder: str | Path) -> None:
+        import onnxruntime as ort
+
+        self.folder = Path(folder)
+        self.spec = load_spec(self.folder, verify=True)
+        options = ort.SessionOptions()
+        # A policy step is a tiny MLP; one thread avoids contention with the simulator.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(self.folder / self.spec.model_file),
+                sess_options=options,
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ArtifactError(
+                f"{self.folder}: onnxruntime cannot load the model: {err}"
+            ) from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != self.spec.input_name:
+            raise ArtifactError(f"{self.folder}: model input is not '{self.spec.input_name}'")
+        width = inputs[0].shape[-1]
+        if isinstance(width, int) and width != self.spec.obs_dim:
+            raise ArtifactError(
+                f"{self.folder}: model takes {width} inputs, spec says {self.spec.obs_dim}"
+            )
+
+    def flatten(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Concatenate the spec's input segments of a (possibly batched) observation dict."""
+        parts = []
+        for seg in self.spec.inputs:
+            if seg.key not in obs:
+                raise ArtifactError(f"observation has no '{seg.key}' entry")
+            arr = np.asarray(obs[seg.key], dtype=np.float32)
+            if arr.shape[-1] != seg.size:
+                raise ArtifactError(
+                    f"observation '{seg.key}' has size {arr.shape[-1]}, not {seg.size}"
+                )
+            parts.append(arr.reshape(-1, seg.size))
+        return np.concatenate(parts, axis=1)
+
+    def act_flat(self, flat: np.ndarray) -> np.ndarray:
+        batch = np.asarray(flat, dtype=np.float32).reshape(-1, self.spec.obs_dim)
+        return self.session.run([self.spec.output_name], {self.spec.input_name: batch})[0]
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Actions for an observation dict; batched in, batched out (1-D in -> 1-D out)."""
+        single = np.asarray(obs[self.spec.inputs[0].key]).ndim == 1
+        actions = self.act_flat(self.flatten(obs))
+        return actions[0] if single else actions
+
+    def command(self, action: np.ndarray) -> np.ndarray:
+        """Scale actions in [-1, 1] into joint commands (`action * action_scale`)."""
+        return np.asarray(action, dtype=np.float64) * np.asarray(self.spec.action_scale)
+
+
+def artifact_sha(folder: str | Path) -> str:
+    return sha256_file(Path(folder) / MODEL_FILE)
