@@ -1,10 +1,189 @@
-"""Subcommands of robo_agent.agent (filled in by its owner)."""
+"""`robo-agent mcp` and `robo-agent chat`: the agent-facing servers on the command line.
+
+Heavy imports (rclpy, mcp, openai) happen inside the handlers so `robo-agent --help`
+stays fast and works without the optional extras.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from typing import Any
+
+TOKEN_ENV = "ROBO_AGENT_MCP_TOKEN"
+
+
+def _add_executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--robot", default="panda", help="robot description name or YAML path")
+    p.add_argument("--safety", metavar="FILE", help="safety policy YAML (default: config/safety)")
+    p.add_argument("--audit-log", metavar="FILE", help="JSONL audit log of safety decisions")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="send commands to the preview topic, never to the controllers",
+    )
+
+
+def _make_executor(args: argparse.Namespace) -> Any:
+    """The ROS executor: talks to /joint_states and the controller topics of the robot."""
+    try:
+        from robo_agent.ros.tool_executor import RosToolExecutor
+    except ImportError as err:
+        raise SystemExit(
+            f"robo-agent: the ROS tool executor is unavailable ({err}); install the 'ros' extra "
+            "or source a ROS 2 installation"
+        ) from None
+    return RosToolExecutor(
+        robot=args.robot,
+        safety_policy=args.safety,
+        audit_log=args.audit_log,
+        dry_run=args.dry_run,
+        node_name=args.node_name,
+    )
+
+
+# --- mcp -------------------------------------------------------------------------------------
+
+
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    import anyio
+
+    from robo_agent.agent.mcp_server import BindRefused, build_server, check_bind, serve_http
+
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    if args.transport == "http":
+        try:  # refuse before touching ROS, so a bad bind changes nothing
+            check_bind(args.host, token)
+        except BindRefused as err:
+            print(f"robo-agent mcp: {err}", file=sys.stderr)
+            return 2
+    elif token:
+        print("robo-agent mcp: --token applies to --transport http only", file=sys.stderr)
+        return 2
+    executor = _make_executor(args)
+    try:
+        server = build_server(executor, robot=args.robot)
+        if args.transport == "stdio":
+            from robo_agent.agent.mcp_server import serve_stdio
+
+            anyio.run(serve_stdio, server)
+        else:
+            anyio.run(lambda: serve_http(server, args.host, args.port, token))
+    finally:
+        executor.close()
+    return 0
+
+
+# --- chat ------------------------------------------------------------------------------------
+
+
+def _ask_human(result: Any) -> bool:
+    from robo_agent.agent.session import format_preview
+
+    print(f"\nThe safety policy holds this motion for confirmation:\n  {format_preview(result)}")
+    if not sys.stdin.isatty():
+        print("no terminal to ask on; not executing (pass --yes for unattended use)")
+        return False
+    try:
+        answer = input("Execute it? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    from robo_agent.agent.llm import AgentError, LLMAgent, llm_configured, make_client
+    from robo_agent.agent.session import OfflineAgent
+    from robo_agent.core.robot_spec import load_robot
+
+    robot = load_robot(args.robot)
+    use_llm = not args.offline and llm_configured(args.base_url)
+    executor = _make_executor(args)
+    try:
+        if use_llm:
+            agent: Any = LLMAgent(
+                make_client(args.base_url, timeout=args.timeout),
+                executor,
+                model=args.model,
+                robot=robot,
+                confirm=_ask_human,
+                auto_confirm=args.yes,
+                max_rounds=args.max_rounds,
+            )
+            mode = f"LLM {args.model} at {agent.base_url}"
+        else:
+            agent = OfflineAgent(executor, robot, confirm=_ask_human, auto_confirm=args.yes)
+            mode = "offline command grammar (no --base-url and no OPENAI_API_KEY)"
+        if args.once is not None:
+            return _answer(agent, args.once)
+        print(f"robo-agent chat: {robot.name}, {mode}. Ctrl-D or 'quit' to leave.")
+        status = 0
+        while True:
+            try:
+                line = input("you> ").strip()
+            except EOFError:
+                print()
+                return status
+            if line.lower() in ("quit", "exit", "bye"):
+                return status
+            if line:
+                status = _answer(agent, line)
+    except AgentError as err:
+        print(f"robo-agent chat: {err}", file=sys.stderr)
+        return 3
+    finally:
+        executor.close()
+
+
+def _answer(agent: Any, text: str) -> int:
+    from robo_agent.agent.llm import AgentError
+
+    try:
+        reply = agent.handle(text)
+    except AgentError as err:
+        print(f"robo-agent chat: {err}", file=sys.stderr)
+        return 3
+    print(reply.text)
+    return 0 if reply.ok else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add this part's subcommands to the `robo-agent` parser."""
+    """Add `mcp` and `chat` to the `robo-agent` parser."""
+    mcp = sub.add_parser(
+        "mcp",
+        help="serve the robot tools over MCP (stdio or streamable HTTP)",
+        description="Serve the robot's tools to MCP clients (Claude Desktop, IDEs, agents). "
+        "Tools execute in this process against the ROS graph, through the safety envelope.",
+    )
+    _add_executor_args(mcp)
+    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    mcp.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default loopback)")
+    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    mcp.add_argument(
+        "--token",
+        help=f"bearer token required on every HTTP request (or set {TOKEN_ENV}); "
+        "mandatory when --host is not a loopback address",
+    )
+    mcp.set_defaults(func=_cmd_mcp, node_name="robo_agent_mcp")
 
+    chat = sub.add_parser(
+        "chat",
+        help="talk to the robot: an LLM tool loop, or the offline grammar without an LLM",
+        description="Natural-language control. With --base-url or OPENAI_API_KEY an LLM "
+        "(any OpenAI-compatible endpoint: OpenAI, vLLM, ollama, llama.cpp) calls the tools; "
+        "otherwise the offline command grammar parses commands such as "
+        "'open the gripper and move 5 cm up'.",
+    )
+    _add_executor_args(chat)
+    chat.add_argument("--base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
+    chat.add_argument(
+        "--model", default=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"), help="model name"
+    )
+    chat.add_argument("--yes", action="store_true", help="approve held plans without asking")
+    chat.add_argument("--once", metavar="TEXT", help="run one command, print the reply, exit")
+    chat.add_argument("--offline", action="store_true", help="use the grammar even with an LLM")
+    chat.add_argument("--max-rounds", type=int, default=8, help="LLM requests per command (8)")
+    chat.add_argument("--timeout", type=float, default=60.0, help="LLM request timeout, s (60)")
+    chat.set_defaults(func=_cmd_chat, node_name="robo_agent_chat")

@@ -1,0 +1,148 @@
+"""What every front-end shares: human confirmation of held plans, and the offline agent.
+
+The safety envelope may hold a motion for confirmation: the tool answers
+ok=False, error="needs_confirmation", data={"plan_id", "preview"} and nothing moves.
+Only a *human* may approve it (or the operator, up front, with `--yes`), never the LLM:
+`execute_with_confirmation` asks the `confirm` callback and then calls `confirm_plan`
+itself. `OfflineAgent` turns commands into tool calls with the offline grammar.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from robo_agent.agent.grammar import GrammarError, parse_command
+from robo_agent.core.robot_spec import RobotSpec
+from robo_agent.core.tools import ToolExecutor, ToolResult
+
+__all__ = [
+    "AgentReply",
+    "CommandAgent",
+    "ConfirmFn",
+    "OfflineAgent",
+    "decline_all",
+    "execute_with_confirmation",
+    "format_preview",
+    "summarize",
+]
+
+ConfirmFn = Callable[[ToolResult], bool]
+"""Shown a needs_confirmation result (its data holds plan_id and preview); True approves."""
+
+
+def decline_all(_result: ToolResult) -> bool:
+    """A confirm callback for front-ends with no human attached: approve nothing."""
+    return False
+
+
+@dataclass
+class AgentReply:
+    """The answer to one command: text for the human and every tool result behind it."""
+
+    text: str
+    results: list[ToolResult] = field(default_factory=list)
+    understood: bool = True
+
+    @property
+    def ok(self) -> bool:
+        """True when the command was understood and every tool call in it succeeded."""
+        return self.understood and all(r.ok for r in self.results)
+
+
+class CommandAgent(Protocol):
+    """Anything that answers a natural-language command by calling tools."""
+
+    def handle(self, text: str) -> AgentReply: ...
+
+
+def format_preview(result: ToolResult) -> str:
+    """A short human-readable description of a plan held for confirmation."""
+    preview = result.data.get("preview")
+    body = json.dumps(preview, sort_keys=True, default=str) if preview else result.message
+    if len(body) > 600:
+        body = body[:600] + "..."
+    return f"{result.tool}: {body}"
+
+
+def execute_with_confirmation(
+    executor: ToolExecutor,
+    name: str,
+    arguments: dict[str, Any] | str | None,
+    confirm: ConfirmFn,
+    auto_confirm: bool = False,
+) -> ToolResult:
+    """Call a tool; if the safety policy holds it for confirmation, ask the human.
+
+    Approved (or `auto_confirm`): the plan runs through `confirm_plan` and its measured
+    result is returned. Declined: a failed result that says nothing moved.
+    """
+    result = executor.call(name, arguments)
+    if result.ok or result.error != "needs_confirmation":
+        return result
+    plan_id = result.data.get("plan_id")
+    if not isinstance(plan_id, str):
+        return result
+    if auto_confirm or confirm(result):
+        confirmed = executor.call("confirm_plan", {"plan_id": plan_id})
+        # Report under the tool that was asked for, so replies read naturally.
+        return confirmed.model_copy(update={"tool": name})
+    return ToolResult(
+        tool=name,
+        ok=False,
+        error="refused",
+        message=f"the operator did not approve the {name} plan; nothing moved",
+        data={"plan_id": plan_id, "preview": result.data.get("preview")},
+    )
+
+
+def summarize(result: ToolResult) -> str:
+    """One line per result for the human: what was measured, or why it failed."""
+    if result.ok:
+        line = f"{result.tool}: {result.message}"
+        if result.image_path:
+            line += f" (image saved to {result.image_path})"
+        return line
+    return f"{result.tool} failed ({result.error}): {result.message}"
+
+
+class OfflineAgent:
+    """Answers commands with the offline grammar, no LLM: parse, then call tools in order.
+
+    A sequence stops at the first failed call: after a refused or unfinished motion the
+    later steps ("... and then close the gripper") no longer mean what the user meant.
+    """
+
+    def __init__(
+        self,
+        executor: ToolExecutor,
+        robot: RobotSpec | None = None,
+        confirm: ConfirmFn = decline_all,
+        auto_confirm: bool = False,
+    ) -> None:
+        self.executor = executor
+        self.robot = robot
+        self.confirm = confirm
+        self.auto_confirm = auto_confirm
+
+    def handle(self, text: str) -> AgentReply:
+        """Parse `text` and run its tool calls; a phrase not understood changes nothing."""
+        try:
+            calls = parse_command(text, self.robot)
+        except GrammarError as err:
+            return AgentReply(text=str(err), understood=False)
+        results: list[ToolResult] = []
+        for call in calls:
+            result = execute_with_confirmation(
+                self.executor, call.name, call.arguments, self.confirm, self.auto_confirm
+            )
+            results.append(result)
+            if not result.ok:
+                break
+        lines = [summarize(r) for r in results]
+        skipped = len(calls) - len(results)
+        if skipped:
+            lines.append(f"skipped the remaining {skipped} step(s) because the last one failed")
+        return AgentReply(text="\n".join(lines), results=results)
