@@ -1,0 +1,213 @@
+"""`agent` node: natural-language commands on a topic, answered by the same agent as the CLI.
+
+Subscribes `/robo_agent/command` (std_msgs/String, plain text such as "move 5 cm up") and
+publishes one JSON answer per command on `/robo_agent/reply` (std_msgs/String):
+
+    {"command": "move 5 cm up", "ok": true, "text": "...", "results": [<ToolResult>, ...]}
+
+With `base_url` set (or OPENAI_API_KEY in the environment) an LLM drives the tools;
+otherwise the offline command grammar does. Tools run through `RosToolExecutor`, so the
+safety envelope, the audit log and the latched e-stop apply exactly as for the bridge.
+
+Commands run one at a time on a worker thread, in arrival order, except "stop" and
+"emergency stop", which run at once even while a motion is in progress. When the safety
+policy holds a motion for confirmation, the reply says so and the human answers on the
+same topic with "confirm" (or "cancel"); `auto_confirm:=true` approves every plan.
+
+    python -m robo_agent.ros.agent_node --ros-args -p robot:=panda -p base_url:=http://localhost:11434/v1
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sys
+import threading
+from typing import Any
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
+from std_msgs.msg import String
+
+from robo_agent.agent.grammar import GrammarError, parse_command
+from robo_agent.agent.llm import AgentError, LLMAgent, llm_configured, make_client
+from robo_agent.agent.session import AgentReply, OfflineAgent, format_preview, summarize
+from robo_agent.core.robot_spec import RobotSpec, load_robot
+from robo_agent.core.tools import ToolResult
+
+COMMAND_TOPIC = "/robo_agent/command"
+REPLY_TOPIC = "/robo_agent/reply"
+_IMMEDIATE = {"stop", "emergency_stop"}
+_CONFIRM_WORDS = {"confirm", "yes", "y", "approve", "go ahead", "do it", "execute"}
+_CANCEL_WORDS = {"cancel", "no", "n", "abort plan", "reject", "decline"}
+
+
+class AgentNode(Node):
+    """Answers natural-language commands through the tool executor (one at a time)."""
+
+    def __init__(self, executor: Any | None = None) -> None:
+        super().__init__("robo_agent_agent")
+        self.declare_parameter("robot", "panda")
+        self.declare_parameter("safety_policy", "")
+        self.declare_parameter("audit_log", "")
+        self.declare_parameter("dry_run", False)
+        self.declare_parameter("base_url", "")
+        self.declare_parameter("model", "gpt-4o-mini")
+        self.declare_parameter("auto_confirm", False)
+        self.declare_parameter("max_rounds", 8)
+        self.declare_parameter("llm_timeout", 60.0)
+        p = self.get_parameter
+        self.robot: RobotSpec = load_robot(p("robot").value)
+        self.auto_confirm = bool(p("auto_confirm").value)
+        if executor is None:
+            from robo_agent.ros.tool_executor import RosToolExecutor
+
+            executor = RosToolExecutor(
+                robot=p("robot").value,
+                safety_policy=p("safety_policy").value or None,
+                audit_log=p("audit_log").value or None,
+                dry_run=bool(p("dry_run").value) or None,
+                node_name="robo_agent_agent_tools",
+            )
+        self.executor = executor
+        self._pending: ToolResult | None = None  # plan held for the human's answer
+        self._lock = threading.Lock()
+        base_url = p("base_url").value or None
+        self.agent: Any
+        if llm_configured(base_url):
+            self.agent = LLMAgent(
+                make_client(base_url, timeout=float(p("llm_timeout").value)),
+                executor,
+                model=p("model").value,
+                robot=self.robot,
+                confirm=self._hold_for_human,
+                auto_confirm=self.auto_confirm,
+                max_rounds=int(p("max_rounds").value),
+            )
+            mode = f"LLM {p('model').value} at {self.agent.base_url}"
+        else:
+            self.agent = OfflineAgent(
+                executor, self.robot, confirm=self._hold_for_human, auto_confirm=self.auto_confirm
+            )
+            mode = "offline command grammar"
+        reliable = QoSProfile(
+            depth=10,
+            reliability=QoSReliabilityPolicy.RELIABLE,
+            durability=QoSDurabilityPolicy.VOLATILE,
+        )
+        self.reply_pub = self.create_publisher(String, REPLY_TOPIC, reliable)
+        self.create_subscription(String, COMMAND_TOPIC, self._on_command, reliable)
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="agent-commands", daemon=True)
+        self._worker.start()
+        self.get_logger().info(f"agent for {self.robot.name} ready ({mode}); "
+                               f"commands on {COMMAND_TOPIC}, replies on {REPLY_TOPIC}")
+
+    # -- confirmation over the topic ------------------------------------------------------
+    def _hold_for_human(self, result: ToolResult) -> bool:
+        with self._lock:
+            self._pending = result
+        return False  # the human answers later with "confirm" / "cancel"
+
+    def _answer_pending(self, text: str) -> AgentReply | None:
+        word = text.strip().lower().rstrip(".!")
+        if word not in _CONFIRM_WORDS | _CANCEL_WORDS:
+            return None
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return AgentReply(text="there is no plan waiting for confirmation", understood=False)
+        if word in _CANCEL_WORDS:
+            return AgentReply(text=f"cancelled the held {pending.tool} plan; nothing moved")
+        result = self.executor.call("confirm_plan", {"plan_id": pending.data["plan_id"]})
+        result = result.model_copy(update={"tool": pending.tool})
+        return AgentReply(text=summarize(result), results=[result])
+
+    # -- command handling -----------------------------------------------------------------
+    def _on_command(self, msg: String) -> None:
+        text = msg.data.strip()
+        if not text:
+            return
+        if self._is_immediate(text):
+            # Stops must not wait behind a running motion in the queue.
+            self._publish(text, self._run(text))
+        else:
+            self._queue.put(text)
+
+    def _is_immediate(self, text: str) -> bool:
+        try:
+            calls = parse_command(text, self.robot)
+        except GrammarError:
+            return False
+        return all(c.name in _IMMEDIATE for c in calls)
+
+    def _run(self, text: str) -> AgentReply:
+        reply = self._answer_pending(text)
+        if reply is not None:
+            return reply
+        with self._lock:
+            before = self._pending
+        try:
+            reply = self.agent.handle(text)
+        except AgentError as err:
+            return AgentReply(text=str(err), understood=False)
+        with self._lock:
+            pending = self._pending
+        if pending is not None and pending is not before:
+            reply.text += (
+                f"\nHeld for confirmation: {format_preview(pending)}\n"
+                "Send 'confirm' on /robo_agent/command to execute it, or 'cancel'."
+            )
+        return reply
+
+    def _work(self) -> None:
+        while True:
+            text = self._queue.get()
+            if text is None:
+                return
+            try:
+                reply = self._run(text)
+            except Exception as err:  # keep serving; report the bug on the reply topic
+                self.get_logger().error(f"command {text!r} failed: {err!r}")
+                reply = AgentReply(text=f"internal error: {err!r}", understood=False)
+            self._publish(text, reply)
+
+    def _publish(self, command: str, reply: AgentReply) -> None:
+        payload = {
+            "command": command,
+            "ok": reply.ok,
+            "text": reply.text,
+            "results": [json.loads(r.to_text()) for r in reply.results],
+        }
+        self.reply_pub.publish(String(data=json.dumps(payload)))
+        self.get_logger().info(f"{command!r} -> {reply.text.splitlines()[0] if reply.text else ''}")
+
+    def close(self) -> None:
+        """Stop the worker and release the executor."""
+        self._queue.put(None)
+        self._worker.join(timeout=5.0)
+        self.executor.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: `agent_node --ros-args -p robot:=panda -p base_url:=...`."""
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node: AgentNode | None = None
+    try:
+        node = AgentNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
