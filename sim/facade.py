@@ -147,6 +147,10 @@ class PyBullet:
         for _ in range(int(n)):
             step(physicsClientId=cid)
 
+    def perform_collision_detection(self) -> None:
+        """Recompute contacts for the current poses without stepping (after teleports)."""
+        p.performCollisionDetection(physicsClientId=self._cid)
+
     @contextmanager
     def no_rendering(self) -> Iterator[None]:
         """Disable GUI rendering while building a scene; restored even if the body raises."""

@@ -1,0 +1,304 @@
+"""`RoboAgentEnv`: goal-conditioned Gymnasium env of a robot description doing a task.
+
+Split as in panda-gym: facade (physics client) / robot (`SimRobot`) / task (`Task`) /
+env (this module: actions, observations, rewards, randomisation).
+
+Actions are joint-space, what a ros2_control position or trajectory controller takes:
+`a` in [-1, 1]^dof (+1 gripper dimension for tasks that grasp); each control step the
+position target moves by `a * velocity_limit * control_dt * action_scale` and is
+clipped to the joint limits. The gripper width target moves by
+`a * GRIPPER_SPEED * control_dt * action_scale`.
+
+Observations are a dict: `observation` (flat float32 vector laid out as
+`observation_layout`), `achieved_goal` and `desired_goal` (3-D positions in the robot's
+base frame). `compute_reward` is vectorised for HER; `info["is_success"]` is set.
+Deployment rebuilds the same vector from ROS topics with `deployment_spec()`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from robo_agent.sim.facade import PyBullet
+from robo_agent.sim.randomization import Randomization
+from robo_agent.sim.robot import SimRobot
+from robo_agent.sim.tasks import Task, task_class
+
+from robo_agent.core.robot_spec import RobotSpec, load_robot
+
+GRIPPER_SPEED = 0.2  # m/s of gripper opening change at |action| = 1 and action_scale 1
+ROBOT_LAYOUT_NAMES = ("joint_positions", "joint_velocities", "ee_position", "ee_velocity")
+
+
+class RoboAgentEnv(gym.Env):
+    """A robot from `config/robots/` doing a task in PyBullet.
+
+    Args:
+        robot: robot description name (e.g. "panda") or a loaded `RobotSpec`.
+        task: "reach", "push" or "pick_and_place".
+        reward_type: "sparse" (0 on success, else -1) or "dense" (minus the distance).
+        timestep: physics step, s (default 1/500).
+        n_substeps: physics steps per control step (default 20 -> 25 Hz control).
+        action_scale: fraction of the velocity limits one full action moves the target
+            per control step (default 1.0).
+        randomization: `Randomization` (or a dict of its fields); off by default, sampled
+            per episode from the `reset(seed=...)` generator.
+        render_mode: None, "rgb_array" (camera image from `render()`) or "human" (PyBullet
+            GUI window, stepped in real time).
+        distance_threshold: success radius, m (default 0.05).
+        terminate_on_success: end the episode on success (default False, as HER expects).
+        width, height: `rgb_array` image size.
+    """
+
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 25}
+
+    def __init__(
+        self,
+        robot: str | RobotSpec = "panda",
+        task: str = "reach",
+        reward_type: Literal["sparse", "dense"] = "sparse",
+        timestep: float = 1 / 500,
+        n_substeps: int = 20,
+        action_scale: float = 1.0,
+        randomization: Randomization | dict[str, Any] | None = None,
+        render_mode: str | None = None,
+        distance_threshold: float = 0.05,
+        terminate_on_success: bool = False,
+        width: int = 480,
+        height: int = 360,
+    ) -> None:
+        if reward_type not in ("sparse", "dense"):
+            raise ValueError(f"reward_type must be 'sparse' or 'dense', got {reward_type!r}")
+        if render_mode not in (None, "rgb_array", "human"):
+            raise ValueError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
+        if not (np.isfinite(action_scale) and action_scale > 0):
+            raise ValueError(f"action_scale must be > 0, got {action_scale!r}")
+        spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
+        task_cls = task_class(task)
+        self.randomization = Randomization.from_any(randomization)
+        self.reward_type = reward_type
+        self.render_mode = render_mode
+        self.action_scale = float(action_scale)
+        self.terminate_on_success = bool(terminate_on_success)
+        self._image_size = (int(width), int(height))
+
+        self.sim = PyBullet("gui" if render_mode == "human" else "direct", timestep, n_substeps)
+        try:
+            with self.sim.no_rendering():
+                self.robot = SimRobot(self.sim, spec)
+                self.task: Task = task_cls(self.sim, self.robot, distance_threshold,
+                                           show_goal=render_mode is not None)
+                self.task.build()
+                self.robot.reset(gripper_width=self._start_gripper_width())
+            self._initial_state = self.sim.save_state()
+        except Exception:
+            self.sim.close()
+            raise
+        self._record_nominal_dynamics()
+
+        # -- layouts and spaces (documented for deployment) --------------------------------
+        dof = spec.dof
+        self.robot_name = spec.name
+        self.joint_names = list(spec.joint_names)
+        self.task_name = task_cls.name
+        self.control_dt = self.sim.dt
+        self._has_gripper_obs = spec.gripper is not None and task_cls.uses_gripper
+        layout = [("joint_positions", dof), ("joint_velocities", dof),
+                  ("ee_position", 3), ("ee_velocity", 3)]
+        if self._has_gripper_obs:
+            layout.append(("gripper_width", 1))
+        layout += list(task_cls.object_layout)
+        self.observation_layout: list[tuple[str, int]] = layout
+        self.action_layout: list[tuple[str, int]] = [("joint_position_delta", dof)]
+        if task_cls.uses_gripper:
+            self.action_layout.append(("gripper_width_delta", 1))
+        n_obs = sum(size for _, size in layout)
+        n_act = sum(size for _, size in self.action_layout)
+        self.observation_space = spaces.Dict({
+            "observation": spaces.Box(-np.inf, np.inf, (n_obs,), np.float32),
+            "achieved_goal": spaces.Box(-np.inf, np.inf, (3,), np.float32),
+            "desired_goal": spaces.Box(-np.inf, np.inf, (3,), np.float32),
+        })
+        self.action_space = spaces.Box(-1.0, 1.0, (n_act,), np.float32)
+        #: joint target change (rad) per control step at action +1, per joint
+        self.joint_delta_scale = spec.velocity_limits * self.control_dt * self.action_scale
+        self.gripper_delta_scale = GRIPPER_SPEED * self.control_dt * self.action_scale
+        self._dof = dof
+        self._n_act = n_act
+        self._targets = spec.home_array.copy()
+        self._gripper = self.robot.gripper_target
+        self._pending: deque[np.ndarray] = deque()
+        self._latency = 0
+        self._needs_reset = True
+        self._last_frame_time = 0.0
+
+    # -- public metadata -----------------------------------------------------------------
+    @property
+    def joint_targets(self) -> np.ndarray:
+        """The current arm position targets (rad), which actions move."""
+        return self._targets.copy()
+
+    def deployment_spec(self) -> dict[str, Any]:
+        """What a policy runner needs to rebuild observations and apply actions on a robot."""
+        return {
+            "robot": self.robot_name,
+            "task": self.task_name,
+            "joint_names": list(self.joint_names),
+            "observation_layout": [[n, s] for n, s in self.observation_layout],
+            "action_layout": [[n, s] for n, s in self.action_layout],
+            "control_dt": self.control_dt,
+            "joint_delta_scale": self.joint_delta_scale.tolist(),
+            "gripper_delta_scale": self.gripper_delta_scale if self._n_act > self._dof else None,
+            "frame": self.robot.spec.base_frame,
+            "goal": "desired_goal: target position (m) in the base frame",
+            "distance_threshold": self.task.distance_threshold,
+            "action_rule": "target = clip(target + action * joint_delta_scale, lower, upper)",
+        }
+
+    # -- gymnasium API -------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Restore the start state, sample physics randomisation and a new goal."""
+        super().reset(seed=seed)
+        # Bullet keeps contact manifolds (with warm-start impulses) across teleports and
+        # restoreState; moving the robot home and parking the object out of reach drops
+        # them, so an episode does not depend on the previous one (determinism under
+        # reset(seed)).
+        self.robot.reset()
+        if self.task.has_object:
+            self.sim.set_base_pose("object", (0.0, 0.0, 10.0))
+        self.sim.perform_collision_detection()
+        self.sim.restore_state(self._initial_state)
+        rng = self.np_random
+        self._apply_randomization(rng)
+        self.robot.reset(gripper_width=self._start_gripper_width())
+        self.task.reset(rng)
+        # Contacts cached from the previous episode would otherwise leak into the first
+        # step after teleporting bodies, breaking determinism under reset(seed).
+        self.sim.perform_collision_detection()
+        self._targets = self.robot.spec.home_array.copy()
+        self._gripper = self.robot.gripper_target
+        self._latency = int(rng.integers(0, self.randomization.action_latency + 1))
+        self._pending = deque(np.zeros(self._n_act) for _ in range(self._latency))
+        self._needs_reset = False
+        obs = self._observe()
+        return obs, {"is_success": bool(self.task.is_success(obs["achieved_goal"],
+                                                             obs["desired_goal"]))}
+
+    def check_action(self, action: Any) -> np.ndarray:
+        """`action` as float64 of the action shape clipped to [-1, 1], or a ValueError."""
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self._n_act,):
+            raise ValueError(
+                f"action must have shape ({self._n_act},) for {self.robot_name} {self.task_name} "
+                f"(layout {self.action_layout}), got {a.shape}"
+            )
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"action contains NaN or inf: {a.tolist()}")
+        return np.clip(a, -1.0, 1.0)
+
+    def step(self, action: Any):
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step()")
+        a = self.check_action(action)  # raises before anything changes
+        if self._latency:
+            self._pending.append(a)
+            a = self._pending.popleft()
+        targets = self._targets
+        targets += a[: self._dof] * self.joint_delta_scale
+        np.clip(targets, self.robot.lower, self.robot.upper, out=targets)
+        if self._n_act > self._dof and self._gripper is not None:
+            g = self._gripper + float(a[self._dof]) * self.gripper_delta_scale
+            self._gripper = min(max(g, 0.0), self.robot.spec.gripper.max_width)
+            self.robot.set_targets(targets, self._gripper)
+        else:
+            self.robot.set_targets(targets)
+        self.sim.step()
+        obs = self._observe()
+        success = bool(self.task.is_success(obs["achieved_goal"], obs["desired_goal"]))
+        reward = float(self.task.compute_reward(obs["achieved_goal"], obs["desired_goal"],
+                                                self.reward_type))
+        if self.render_mode == "human":
+            self._sync_real_time()
+        terminated = success and self.terminate_on_success
+        return obs, reward, terminated, False, {"is_success": success}
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray,
+                       info: Any = None) -> np.ndarray | np.float32:
+        """Vectorised reward (HER relabelling); `info` is unused."""
+        return self.task.compute_reward(achieved_goal, desired_goal, self.reward_type)
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        w, h = self._image_size
+        return self.sim.render_rgb(w, h, target=(0.4, 0.0, 0.1), distance=1.3, yaw=50.0,
+                                   pitch=-30.0)
+
+    def close(self) -> None:
+        self.sim.close()
+
+    # -- internals -----------------------------------------------------------------------
+    def _start_gripper_width(self) -> float | None:
+        g = self.robot.spec.gripper
+        if g is None:
+            return None
+        fixed = self.task.fixed_gripper_width if hasattr(self, "task") else None
+        return g.max_width if fixed is None else fixed
+
+    def _observe(self) -> dict[str, np.ndarray]:
+        q, qd, width = self.robot.read_state()
+        ee_pos, _, ee_vel = self.robot.ee_state()
+        parts = [q, qd, ee_pos, ee_vel]
+        if self._has_gripper_obs:
+            parts.append(np.array([width]))
+        if self.task.has_object:
+            parts.append(self.task.object_observation())
+        vec = np.concatenate(parts).astype(np.float32)
+        noise = self.randomization.observation_noise
+        if noise:
+            vec += self.np_random.normal(0.0, noise, vec.shape).astype(np.float32)
+        return {
+            "observation": vec,
+            "achieved_goal": self.task.achieved_goal(ee_pos).astype(np.float32),
+            "desired_goal": self.task.goal.astype(np.float32),
+        }
+
+    def _record_nominal_dynamics(self) -> None:
+        body, sim = self.robot.body, self.sim
+        self._nominal_link_mass = [sim.get_dynamics(body, int(j))["mass"]
+                                   for j in self.robot.joints]
+        self._nominal_damping = [sim.get_dynamics(body, int(j))["jointDamping"]
+                                 for j in self.robot.joints]
+        self._finger_friction = [sim.get_dynamics(body, int(j))["lateralFriction"]
+                                 for j in self.robot.gripper_joints]
+
+    def _apply_randomization(self, rng: np.random.Generator) -> None:
+        """Sample this episode's physics (restore_state does not reset dynamics, we do)."""
+        r, sim, body, nominal = self.randomization, self.sim, self.robot.body, self.task.nominal
+        if not r.enabled:
+            return
+        f = rng.uniform(*r.friction) if r.friction else 1.0
+        sim.set_dynamics("table", -1, lateralFriction=nominal["table_friction"] * f)
+        for j, mu in zip(self.robot.gripper_joints, self._finger_friction, strict=True):
+            sim.set_dynamics(body, int(j), lateralFriction=mu * f)
+        if self.task.has_object:
+            m = rng.uniform(*r.object_mass) if r.object_mass else 1.0
+            sim.set_dynamics("object", -1, lateralFriction=nominal["object_friction"] * f,
+                             mass=nominal["object_mass"] * m)
+        links = zip(self.robot.joints, self._nominal_link_mass, self._nominal_damping, strict=True)
+        for j, mass, damping0 in links:
+            scale = rng.uniform(*r.link_mass) if r.link_mass else 1.0
+            damping = rng.uniform(*r.joint_damping) if r.joint_damping else damping0
+            sim.set_dynamics(body, int(j), mass=mass * scale, jointDamping=damping)
+
+    def _sync_real_time(self) -> None:
+        now = time.perf_counter()
+        wait = self.control_dt - (now - self._last_frame_time)
+        if 0 < wait < 1.0:
+            time.sleep(wait)
+        self._last_frame_time = time.perf_counter()

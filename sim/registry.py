@@ -1,0 +1,68 @@
+"""Gymnasium ids for robot/task pairs, registered on `import robo_agent.sim`.
+
+Which robots get which task:
+
+| task          | robots              | why                                                   |
+|---------------|---------------------|-------------------------------------------------------|
+| Reach         | panda, iiwa, xarm6  | any arm can move its end effector to a point          |
+| Push          | panda               | pushes with its closed gripper; see below for iiwa    |
+| PickAndPlace  | panda               | needs a gripper; iiwa and xarm6 descriptions have none|
+
+The iiwa and xarm6 have no gripper or pusher tool in their descriptions (bare flanges),
+so Push is registered for the Panda only; `make_env("iiwa", "push")` still builds the
+env for experiments (the flange pushes the cube), it is just not a registered benchmark.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+from robo_agent.sim.tasks import task_class
+
+NAMESPACE = "robo_agent"
+ROBOT_DISPLAY = {"panda": "Panda", "iiwa": "Iiwa", "xarm6": "XArm6"}
+TASK_DISPLAY = {"reach": "Reach", "push": "Push", "pick_and_place": "PickAndPlace"}
+TASK_ROBOTS: dict[str, list[str]] = {
+    "reach": ["panda", "iiwa", "xarm6"],
+    "push": ["panda"],
+    "pick_and_place": ["panda"],
+}
+ENTRY_POINT = "robo_agent.sim.env:RoboAgentEnv"
+
+
+def env_id(robot: str, task: str) -> str:
+    """Gymnasium id for a robot/task pair, e.g. ("panda", "reach") -> robo_agent/PandaReach-v0."""
+    t = task_class(task).name
+    r = ROBOT_DISPLAY.get(robot, robot[:1].upper() + robot[1:])
+    return f"{NAMESPACE}/{r}{TASK_DISPLAY[t]}-v0"
+
+
+ENV_IDS: list[str] = [env_id(r, t) for t, robots in TASK_ROBOTS.items() for r in robots]
+
+
+def register_envs() -> None:
+    """Register every id in `ENV_IDS` (idempotent)."""
+    for task, robots in TASK_ROBOTS.items():
+        steps = task_class(task).max_episode_steps
+        for robot in robots:
+            eid = env_id(robot, task)
+            if eid not in gym.registry:
+                gym.register(id=eid, entry_point=ENTRY_POINT, max_episode_steps=steps,
+                             kwargs={"robot": robot, "task": task})
+
+
+def make_env(robot: str, task: str, **kwargs: Any) -> gym.Env:
+    """A time-limited env for any robot/task pair (registered or not, e.g. a user's robot).
+
+    Registered pairs go through `gymnasium.make` (with its checkers and `TimeLimit`);
+    others get the same wrappers around a directly built `RoboAgentEnv`.
+    """
+    eid = env_id(robot, task)
+    if eid in gym.registry:
+        return gym.make(eid, **kwargs)
+    from gymnasium.wrappers import OrderEnforcing, TimeLimit
+    from robo_agent.sim.env import RoboAgentEnv
+
+    max_steps = kwargs.pop("max_episode_steps", task_class(task).max_episode_steps)
+    return TimeLimit(OrderEnforcing(RoboAgentEnv(robot=robot, task=task, **kwargs)), max_steps)
