@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -55,7 +55,7 @@ class RoboAgentEnv(gym.Env):
         width, height: `rgb_array` image size.
     """
 
-    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 25}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array", "human"], "render_fps": 25}
 
     def __init__(
         self,
@@ -75,7 +75,9 @@ class RoboAgentEnv(gym.Env):
         if reward_type not in ("sparse", "dense"):
             raise ValueError(f"reward_type must be 'sparse' or 'dense', got {reward_type!r}")
         if render_mode not in (None, "rgb_array", "human"):
-            raise ValueError(f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}")
+            raise ValueError(
+                f"render_mode must be None, 'rgb_array' or 'human', got {render_mode!r}"
+            )
         if not (np.isfinite(action_scale) and action_scale > 0):
             raise ValueError(f"action_scale must be > 0, got {action_scale!r}")
         spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
@@ -107,6 +109,7 @@ class RoboAgentEnv(gym.Env):
         self.joint_names = list(spec.joint_names)
         self.task_name = task_cls.name
         self.control_dt = self.sim.dt
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self.control_dt)}
         self._has_gripper_obs = spec.gripper is not None and task_cls.uses_gripper
         layout = [("joint_positions", dof), ("joint_velocities", dof),
                   ("ee_position", 3), ("ee_velocity", 3)]
@@ -191,7 +194,10 @@ class RoboAgentEnv(gym.Env):
 
     def check_action(self, action: Any) -> np.ndarray:
         """`action` as float64 of the action shape clipped to [-1, 1], or a ValueError."""
-        a = np.asarray(action, dtype=np.float64)
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"action must be numbers, got {action!r}") from None
         if a.shape != (self._n_act,):
             raise ValueError(
                 f"action must have shape ({self._n_act},) for {self.robot_name} {self.task_name} "

@@ -59,8 +59,10 @@ class Task:
     #: gripper width held during the episode when the action has no gripper dimension
     fixed_gripper_width: ClassVar[float | None] = None
 
-    def __init__(self, sim: PyBullet, robot: SimRobot, distance_threshold: float = DISTANCE_THRESHOLD,
-                 show_goal: bool = False) -> None:
+    def __init__(
+        self, sim: PyBullet, robot: SimRobot, distance_threshold: float = DISTANCE_THRESHOLD,
+        show_goal: bool = False,
+    ) -> None:
         if self.needs_gripper and robot.spec.gripper is None:
             raise ValueError(
                 f"task '{self.name}' needs a gripper and robot '{robot.spec.name}' has none"
