@@ -9,6 +9,11 @@
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 _HERE = Path(__file__).parent
@@ -119,3 +125,123 @@ def scripted_llm() -> Iterator[ScriptedLLM]:
         yield llm
     finally:
         llm.close()
+
+
+# --- ROS: isolated domain, the simulated arm as a separate process, a /joint_states probe ---
+
+@pytest.fixture(scope="session")
+def ros_env() -> Iterator[dict[str, str]]:
+    """A random DDS domain for this test session, set here and inherited by every child.
+
+    Concurrent test runs (other engineers, CI jobs) on this machine then never cross-talk.
+    """
+    pytest.importorskip("rclpy")
+    saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 100))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    env = dict(os.environ)
+    env.pop("OPENAI_API_KEY", None)  # never reach a real LLM from tests
+    env.pop("OPENAI_BASE_URL", None)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class JointStateProbe:
+    """Subscribes /joint_states in its own rclpy context; reads what the arm really did."""
+
+    def __init__(self, joint_names: list[str]) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from sensor_msgs.msg import JointState
+
+        self.joint_names = joint_names
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+        self.node = rclpy.create_node("agent_test_probe", context=self.context)
+        self._latest: dict[str, float] = {}
+        self._stamp = 0.0
+        self._lock = threading.Lock()
+        self.node.create_subscription(JointState, "/joint_states", self._on_state, 10)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # context shut down
+            pass
+
+    def _on_state(self, msg: Any) -> None:
+        with self._lock:
+            self._latest.update(zip(msg.name, msg.position, strict=False))
+            self._stamp = time.monotonic()
+
+    def positions(self, max_age: float = 0.5) -> np.ndarray:
+        """The latest arm joint positions (robot order); waits for a fresh message."""
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._stamp and time.monotonic() - self._stamp < max_age and all(
+                    n in self._latest for n in self.joint_names
+                ):
+                    return np.array([self._latest[n] for n in self.joint_names])
+            time.sleep(0.02)
+        raise TimeoutError("no fresh /joint_states within 10 s")
+
+    def value(self, name: str) -> float:
+        self.positions()
+        with self._lock:
+            return self._latest[name]
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def sim_robot(
+    ros_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JointStateProbe]:
+    """The `sim_robot` node (PyBullet arm speaking ros2_control topics) as its own process.
+
+    Yields a probe on its /joint_states. Shared by every agent test in the session.
+    """
+    pytest.importorskip("robo_agent.ros.sim_robot")
+    from robo_agent.core.robot_spec import load_robot
+
+    # A file, not a pipe: a long-lived child must never block on a full stderr pipe.
+    log_path = tmp_path_factory.mktemp("sim_robot") / "stderr.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "robo_agent.ros.sim_robot", "--ros-args", "-p", "robot:=panda"],
+            env=ros_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    probe = JointStateProbe(load_robot("panda").joint_names)
+    try:
+        try:
+            probe.positions()
+        except TimeoutError:
+            pytest.fail(
+                f"sim_robot published no /joint_states (exit {proc.poll()}): "
+                f"{log_path.read_text()[-2000:]}"
+            )
+        yield probe
+    finally:
+        probe.close()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from robo_agent.agent.grammar import EXAMPLES, GrammarError, ToolCall, describe_grammar, parse_command
+from robo_agent.agent.grammar import (
+    EXAMPLES,
+    GrammarError,
+    ToolCall,
+    describe_grammar,
+    parse_command,
+)
 from robo_agent.core.robot_spec import load_robot
 from robo_agent.core.tools import TOOLS, validate_call
 

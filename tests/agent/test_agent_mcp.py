@@ -1,0 +1,204 @@
+"""`robo-agent mcp` driven by the real MCP client (mcp SDK 2.x), against a `sim_robot` process.
+
+stdio: the client spawns `robo-agent mcp` itself. Streamable HTTP: we start the server with
+a bearer token and check the token is required, and that a non-loopback bind without one is
+refused. Arm motion is checked independently on /joint_states.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import numpy as np
+import pytest
+
+from robo_agent.core.paths import safety_dir
+from robo_agent.core.tools import TOOLS, args_json_schema, tool_names
+
+pytestmark = pytest.mark.ros
+TOLERANCE = 0.03
+CLI = [sys.executable, "-m", "robo_agent.cli", "mcp", "--robot", "panda"]
+
+
+def _text(result: Any) -> str:
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+def test_stdio_server_lists_calls_and_reports_errors(
+    sim_robot: Any, ros_env: dict[str, str]
+) -> None:
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    params = StdioServerParameters(
+        command=CLI[0],
+        args=[*CLI[1:], "--safety", str(safety_dir() / "unattended.yaml")],
+        env=ros_env,
+    )
+    q0 = sim_robot.positions()
+    target = float(q0[0] + 0.2)
+
+    async def session() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with Client(params, read_timeout_seconds=30) as client:
+            listed = (await client.list_tools()).tools
+            out["tools"] = {t.name: t for t in listed}
+            out["names"] = [t.name for t in listed]
+            out["state"] = await client.call_tool("get_robot_state", {})
+            out["move"] = await client.call_tool(
+                "move_joints", {"joints": {"panda_joint1": target}}
+            )
+            out["q_after_move"] = sim_robot.positions()
+            out["out_of_range"] = await client.call_tool(
+                "move_joints", {"joints": {"panda_joint2": 5.0}}
+            )
+            out["nan"] = await client.call_tool("move_end_effector_relative", {"dz": "NaN"})
+            out["extra"] = await client.call_tool("stop", {"force": True})
+            out["missing"] = await client.call_tool("confirm_plan", {})
+            out["unknown"] = await client.call_tool("teleport", {})
+            out["q_after_errors"] = sim_robot.positions()
+            out["image"] = await client.call_tool("get_camera_image", {"width": 64, "height": 48})
+            out["estop"] = await client.call_tool("emergency_stop", {"reason": "test"})
+            out["during_estop"] = await client.call_tool(
+                "move_end_effector_relative", {"dz": 0.02}
+            )
+            out["q_during_estop"] = sim_robot.positions()
+            out["reset"] = await client.call_tool("reset_emergency_stop", {"reason": "test"})
+        return out
+
+    out = anyio.run(session)
+
+    # One source of truth: names, descriptions and schemas come from the registry.
+    assert out["names"] == tool_names()
+    for name, tool in out["tools"].items():
+        assert tool.description == TOOLS[name].description
+        assert tool.input_schema == args_json_schema(name)
+        assert tool.annotations.destructive_hint == TOOLS[name].moves_robot
+
+    state = out["state"]
+    assert not state.is_error and state.structured_content["ok"] is True
+    assert set(state.structured_content["data"]) and "panda_joint1" in _text(state)
+
+    assert not out["move"].is_error, _text(out["move"])
+    assert out["q_after_move"][0] == pytest.approx(target, abs=TOLERANCE)
+
+    for key, needle in [
+        ("out_of_range", "panda_joint2"),
+        ("nan", "dz"),
+        ("extra", "force"),
+        ("missing", "plan_id"),
+        ("unknown", "teleport"),
+    ]:
+        result = out[key]
+        assert result.is_error, key
+        assert needle in _text(result), (key, _text(result))
+    assert out["unknown"].structured_content["error"] == "unknown_tool"
+    assert out["extra"].structured_content["error"] == "invalid_arguments"
+    assert np.allclose(out["q_after_errors"], out["q_after_move"], atol=0.01)
+
+    image = out["image"]
+    assert not image.is_error, _text(image)
+    (item,) = [c for c in image.content if c.type == "image"]
+    assert item.mime_type == "image/png"
+    assert base64.b64decode(item.data).startswith(b"\x89PNG\r\n\x1a\n")
+
+    assert not out["estop"].is_error
+    assert out["during_estop"].is_error
+    assert out["during_estop"].structured_content["error"] == "estop"
+    assert np.allclose(out["q_during_estop"], out["q_after_move"], atol=0.01)
+    assert not out["reset"].is_error
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def http_server(sim_robot: Any, ros_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    """`robo-agent mcp --transport http` with a bearer token and the default (attended) policy."""
+    port, token = _free_port(), "s3cret-token"
+    env = {**ros_env, "ROBO_AGENT_MCP_TOKEN": token}
+    proc = subprocess.Popen([*CLI, "--transport", "http", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"mcp server exited {proc.returncode}: {proc.stderr.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("mcp http server did not start listening in 30 s")
+        yield f"http://127.0.0.1:{port}/mcp", token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_http_requires_the_token_and_confirmation_flow(
+    http_server: tuple[str, str], sim_robot: Any
+) -> None:
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    url, token = http_server
+    q0 = sim_robot.positions()
+    target = float(q0[0] - 0.15)
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "0"}}}
+    headers = {"Accept": "application/json, text/event-stream"}
+
+    async def session() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with httpx2.AsyncClient(timeout=10) as raw:
+            out["no_token"] = (await raw.post(url, json=initialize, headers=headers)).status_code
+            out["bad_token"] = (await raw.post(url, json=initialize, headers={
+                **headers, "Authorization": "Bearer wrong"})).status_code
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"},
+                                      timeout=httpx2.Timeout(30, read=60)) as authed:
+            async with Client(streamable_http_client(url, http_client=authed)) as client:
+                out["names"] = [t.name for t in (await client.list_tools()).tools]
+                held = await client.call_tool("move_joints", {"joints": {"panda_joint1": target}})
+                out["held"] = held
+                out["q_held"] = sim_robot.positions()
+                plan_id = held.structured_content["data"]["plan_id"]
+                out["confirmed"] = await client.call_tool("confirm_plan", {"plan_id": plan_id})
+                out["q_confirmed"] = sim_robot.positions()
+                out["reused"] = await client.call_tool("confirm_plan", {"plan_id": plan_id})
+        return out
+
+    out = anyio.run(session)
+    assert out["no_token"] == 401 and out["bad_token"] == 401
+    assert out["names"] == tool_names()
+    assert out["held"].is_error and out["held"].structured_content["error"] == "needs_confirmation"
+    assert "preview" in out["held"].structured_content["data"]
+    assert np.allclose(out["q_held"], q0, atol=0.01)  # held: nothing moved
+    assert not out["confirmed"].is_error, _text(out["confirmed"])
+    assert out["q_confirmed"][0] == pytest.approx(target, abs=TOLERANCE)
+    assert out["reused"].is_error and "already used" in _text(out["reused"])  # single use
+
+
+def test_http_refuses_non_loopback_bind_without_token(ros_env: dict[str, str]) -> None:
+    env = {k: v for k, v in ros_env.items() if k != "ROBO_AGENT_MCP_TOKEN"}
+    out = subprocess.run([*CLI, "--transport", "http", "--host", "0.0.0.0"], env=env,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "refusing to serve MCP on 0.0.0.0" in out.stderr and "--token" in out.stderr
