@@ -1,0 +1,127 @@
+"""The `agent` node as its own process: NL commands on /robo_agent/command, JSON replies.
+
+Runs with the default (attended) policy and the offline grammar, so the human's
+confirmation arrives as a "confirm" command on the same topic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from robo_agent.core.robot_spec import load_robot
+
+pytestmark = pytest.mark.ros
+PANDA = load_robot("panda")
+
+
+class CommandClient:
+    """Publishes commands and collects replies, in its own rclpy context."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import String
+
+        self.String = String
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+        self.node = rclpy.create_node("agent_test_commander", context=self.context)
+        self.pub = self.node.create_publisher(String, "/robo_agent/command", 10)
+        self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.node.create_subscription(
+            String, "/robo_agent/reply", lambda m: self.replies.put(json.loads(m.data)), 10
+        )
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:
+            pass
+
+    def wait_for_agent(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.pub.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the agent node never subscribed to /robo_agent/command")
+            time.sleep(0.05)
+
+    def ask(self, text: str, timeout: float = 20.0) -> dict[str, Any]:
+        self.pub.publish(self.String(data=text))
+        reply = self.replies.get(timeout=timeout)
+        assert reply["command"] == text
+        return reply
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+@pytest.fixture
+def agent_node(sim_robot: Any, ros_env: dict[str, str], tmp_path: Path) -> Iterator[CommandClient]:
+    log = open(tmp_path / "agent_node.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robo_agent.ros.agent_node", "--ros-args",
+         "-p", "robot:=panda", "-p", f"audit_log:={tmp_path / 'audit.jsonl'}"],
+        env=ros_env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    client = CommandClient()
+    try:
+        client.wait_for_agent()
+        yield client
+    finally:
+        client.close()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_commands_confirmation_and_replies_over_topics(
+    agent_node: CommandClient, sim_robot: Any
+) -> None:
+    from robo_agent.sim.robot import Kinematics
+
+    with Kinematics(PANDA) as kin:
+        z0 = kin.forward(sim_robot.positions())[0][2]
+
+        state = agent_node.ask("what is the robot state")
+        assert state["ok"] and state["results"][0]["tool"] == "get_robot_state"
+
+        held = agent_node.ask("move 3 cm up")
+        assert not held["ok"]
+        assert "Held for confirmation" in held["text"] and "'confirm'" in held["text"]
+        assert kin.forward(sim_robot.positions())[0][2] == pytest.approx(z0, abs=0.003)
+
+        done = agent_node.ask("confirm")
+        assert done["ok"], done["text"]
+        assert done["results"][0]["tool"] == "move_end_effector_relative"
+        assert kin.forward(sim_robot.positions())[0][2] - z0 == pytest.approx(0.03, abs=0.01)
+
+    nothing = agent_node.ask("confirm")
+    assert not nothing["ok"] and "no plan waiting" in nothing["text"]
+
+    unknown = agent_node.ask("juggle three balls")
+    assert not unknown["ok"] and "I don't understand" in unknown["text"]
+
+    stop = agent_node.ask("stop")
+    assert stop["ok"] and stop["results"][0]["tool"] == "stop"
