@@ -1,0 +1,121 @@
+"""`arm_bridge`: one long-lived node that executes robo_agent tools for the ROS graph.
+
+Other nodes call tools by publishing JSON on `/robo_agent/tool_call` (std_msgs/String):
+
+    {"id": "42", "tool": "move_joints", "arguments": {"joints": {"panda_joint1": 0.3}}}
+
+and read the answer on `/robo_agent/tool_result` (std_msgs/String):
+
+    {"id": "42", "tool": "move_joints", "ok": true, "message": "reached ...", "data": {...}}
+
+Motion tools run one at a time in order; `stop`, `emergency_stop`, `reset_emergency_stop`
+and the read-only tools run on a separate worker so they are never queued behind a motion.
+
+    python -m robo_agent.ros.arm_bridge --ros-args -p robot:=panda -p safety_policy:=unattended
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from std_msgs.msg import String
+
+from robo_agent.core.robot_spec import RobotSpecError
+from robo_agent.core.safety_policy import SafetyPolicyError
+from robo_agent.core.tools import TOOLS, ToolError, ToolResult
+from robo_agent.ros import interfaces as ifc
+from robo_agent.ros.tool_executor import make_runner
+from robo_agent.ros.tool_node import ToolNode
+
+BRIDGE_PARAMETERS: dict[str, tuple[object, str]] = {
+    "tool_call_topic": (ifc.TOOL_CALL_TOPIC, "std_msgs/String JSON tool requests"),
+    "tool_result_topic": (ifc.TOOL_RESULT_TOPIC, "std_msgs/String JSON tool results"),
+}
+
+
+class ArmBridge(ToolNode):
+    """ToolNode plus the JSON request/response topic pair."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("arm_bridge", **kwargs)
+        for name, (default, text) in BRIDGE_PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=text))
+            self.p[name] = self.get_parameter(name).value
+        self.runner = make_runner(self)
+        self._motion_worker = ThreadPoolExecutor(1, thread_name_prefix="bridge_motion")
+        self._other_worker = ThreadPoolExecutor(2, thread_name_prefix="bridge_tools")
+        self.pub_result = self.create_publisher(String, str(self.p["tool_result_topic"]),
+                                                ifc.COMMANDS)
+        self.create_subscription(String, str(self.p["tool_call_topic"]), self._on_call,
+                                 ifc.COMMANDS)
+        self.get_logger().info(
+            f"arm_bridge: {self.spec.name}; commands to {self.trajectory_topic}"
+            f"{' (DRY RUN: preview topics only)' if self.dry_run else ''}; tools on "
+            f"{self.p['tool_call_topic']} -> {self.p['tool_result_topic']}; audit log "
+            f"{self.audit_path}")
+
+    def _on_call(self, msg: String) -> None:
+        try:
+            req = json.loads(msg.data)
+            if not isinstance(req, dict) or not isinstance(req.get("tool"), str):
+                raise ValueError('expected {"id": ..., "tool": "<name>", "arguments": {...}}')
+        except ValueError as err:
+            self.runner.env.refuse("<malformed>", "invalid_arguments", str(err), "request")
+            result = ToolResult.failure("", ToolError("invalid_arguments",
+                                                      f"malformed tool call: {err}"))
+            self._publish(None, result)
+            return
+        spec = TOOLS.get(req["tool"])
+        worker = self._motion_worker if spec is not None and spec.moves_robot \
+            else self._other_worker
+        worker.submit(self._run, req.get("id"), req["tool"], req.get("arguments"))
+
+    def _run(self, call_id: Any, tool: str, arguments: Any) -> None:
+        try:
+            result = self.runner.call(tool, arguments)
+        except Exception as err:  # a programming error: report it rather than go silent
+            self.get_logger().error(f"tool {tool} crashed: {type(err).__name__}: {err}")
+            result = ToolResult(tool=tool, ok=False, error="unavailable",
+                                message=f"internal error: {type(err).__name__}: {err}")
+        self._publish(call_id, result)
+
+    def _publish(self, call_id: Any, result: ToolResult) -> None:
+        payload = {"id": call_id, **json.loads(result.to_text())}
+        self.pub_result.publish(String(data=json.dumps(payload, separators=(",", ":"))))
+
+    def shutdown(self) -> None:
+        self._motion_worker.shutdown(wait=False, cancel_futures=True)
+        self._other_worker.shutdown(wait=False, cancel_futures=True)
+        self.runner.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point for `arm_bridge` / `python -m robo_agent.ros.arm_bridge --ros-args ...`."""
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    try:
+        node = ArmBridge()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (RobotSpecError, SafetyPolicyError, ValueError) as err:
+        print(f"arm_bridge: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
