@@ -1,0 +1,239 @@
+"""Fixtures for the cross-process ROS tests.
+
+- every test here carries the `ros` marker;
+- `ros_domain`: a random ROS_DOMAIN_ID (1..100) for this session with localhost-only
+  discovery, so concurrent test runs never cross-talk; every process and context we
+  start gets it explicitly (not only through os.environ, which other fixtures may touch);
+- `RosProcess`: a node started as `python -m robo_agent.ros.<exe> --ros-args ...`, torn down
+  with SIGINT, then SIGKILL, even when the test fails;
+- `Probe`: a test-side rclpy node in its own context that records every message on the
+  controller topics (to prove bad input never reaches them) and calls tools over the
+  bridge's JSON topic pair.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+from robo_agent.ros import interfaces as ifc  # noqa: E402
+
+_HERE = Path(__file__).parent
+CONTROLLER_TOPICS = {
+    "/arm_controller/joint_trajectory": JointTrajectory,
+    "/position_controller/commands": Float64MultiArray,
+    "/gripper_controller/commands": Float64MultiArray,
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.ros)
+
+
+@pytest.fixture(scope="session")
+def ros_domain() -> int:
+    domain = random.randint(1, 100)
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return domain
+
+
+def ros_env(domain: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+def ros_value(value: Any) -> str:
+    """A parameter value as `-p name:=value` text (YAML), strings quoted."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return str(value)
+
+
+class RosProcess:
+    """A ROS node in its own process; stops with SIGINT (then SIGKILL)."""
+
+    def __init__(self, cmd: Sequence[str], domain: int, log: Path,
+                 params: dict[str, Any] | None = None) -> None:
+        args = list(cmd)
+        if params:
+            args += ["--ros-args"] + [a for k, v in params.items()
+                                      for a in ("-p", f"{k}:={ros_value(v)}")]
+        self.log = log
+        self._log_file = log.open("wb")
+        self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT,
+                                     env=ros_env(domain))
+
+    @classmethod
+    def module(cls, exe: str, domain: int, log: Path, **params: Any) -> RosProcess:
+        return cls([sys.executable, "-m", f"robo_agent.ros.{exe}"], domain, log, params)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT, wait, then SIGKILL; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log_file.close()
+        return self.proc.returncode
+
+
+class Probe:
+    """Test-side node: records controller-topic traffic and calls tools over JSON topics."""
+
+    def __init__(self, domain: int, name: str = "test_probe") -> None:
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.lock = threading.Lock()
+        self.commands: dict[str, list[Any]] = {t: [] for t in CONTROLLER_TOPICS}
+        self.preview: list[tuple[str, Any]] = []
+        self.results: dict[str, dict[str, Any]] = {}
+        self.states = 0
+        self.estop: bool | None = None
+        self._ids = itertools.count()
+        self._result_event = threading.Condition(self.lock)
+        for topic, msg_type in CONTROLLER_TOPICS.items():
+            self.node.create_subscription(msg_type, topic,
+                                          lambda m, t=topic: self._record(t, m), ifc.COMMANDS)
+            self.node.create_subscription(
+                msg_type, ifc.preview_topic(topic),
+                lambda m, t=topic: self.preview.append((t, m)), ifc.COMMANDS)
+        self.node.create_subscription(String, ifc.TOOL_RESULT_TOPIC, self._on_result,
+                                      ifc.COMMANDS)
+        self.node.create_subscription(JointState, ifc.JOINT_STATES_TOPIC, self._on_state,
+                                      ifc.STATES)
+        self.node.create_subscription(Bool, ifc.ESTOP_TOPIC, self._on_estop, ifc.LATCHED)
+        self.call_pub = self.node.create_publisher(String, ifc.TOOL_CALL_TOPIC, ifc.COMMANDS)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except ExternalShutdownException:
+            pass
+
+    def _record(self, topic: str, msg: Any) -> None:
+        with self.lock:
+            self.commands[topic].append((time.monotonic(), msg))
+
+    def _on_state(self, msg: JointState) -> None:
+        self.states += 1
+
+    def _on_estop(self, msg: Bool) -> None:
+        self.estop = msg.data
+
+    def _on_result(self, msg: String) -> None:
+        data = json.loads(msg.data)
+        with self._result_event:
+            self.results[str(data.get("id"))] = data
+            self._result_event.notify_all()
+
+    def command_count(self) -> int:
+        with self.lock:
+            return sum(len(v) for v in self.commands.values())
+
+    def clear(self) -> None:
+        with self.lock:
+            for v in self.commands.values():
+                v.clear()
+            self.preview.clear()
+
+    def send_raw(self, text: str) -> None:
+        self.call_pub.publish(String(data=text))
+
+    def call(self, tool: str, arguments: Any = None, timeout: float = 20.0,
+             raw: str | None = None) -> dict[str, Any]:
+        """Call a tool on the arm_bridge over /robo_agent/tool_call; wait for its result."""
+        call_id = f"t{next(self._ids)}"
+        text = raw if raw is not None else json.dumps(
+            {"id": call_id, "tool": tool, "arguments": arguments})
+        self.send_raw(text)
+        with self._result_event:
+            ok = self._result_event.wait_for(lambda: call_id in self.results, timeout=timeout)
+        assert ok, f"no result for {tool} {arguments} within {timeout} s"
+        return self.results.pop(call_id)
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self.thread.join(timeout=2.0)
+
+
+@pytest.fixture(scope="module")
+def probe(ros_domain: int) -> Iterator[Probe]:
+    p = Probe(ros_domain)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def sim_and_bridge(ros_domain: int, probe: Probe,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One sim_robot and one arm_bridge process for the module (unattended policy)."""
+    tmp = tmp_path_factory.mktemp("bridge")
+    audit = tmp / "audit.jsonl"
+    sim = RosProcess.module("sim_robot", ros_domain, tmp / "sim_robot.log", robot="panda")
+    bridge = RosProcess.module("arm_bridge", ros_domain, tmp / "arm_bridge.log", robot="panda",
+                               safety_policy="unattended", audit_log=str(audit),
+                               image_dir=str(tmp / "images"))
+    try:
+        assert probe.wait_for(lambda: probe.states > 10, 30.0), sim.output()
+        # The bridge is up when it answers a call (its subscriptions are matched).
+        t0 = time.monotonic()
+        while True:
+            assert bridge.proc.poll() is None, bridge.output()
+            call_id = "ping"
+            probe.send_raw(json.dumps({"id": call_id, "tool": "get_robot_state"}))
+            if probe.wait_for(lambda: call_id in probe.results, 1.0) and \
+                    probe.results.pop(call_id)["ok"]:
+                break
+            assert time.monotonic() - t0 < 30.0, bridge.output()
+        yield {"sim": sim, "bridge": bridge, "audit": audit, "tmp": tmp}
+    finally:
+        codes = (bridge.stop(), sim.stop())
+    assert codes == (0, 0), f"exit codes {codes}:\n{bridge.output()[-2000:]}\n{sim.output()[-2000:]}"
