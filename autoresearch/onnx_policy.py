@@ -166,3 +166,90 @@ class OnnxPolicy:
 
 def artifact_sha(folder: str | Path) -> str:
     return sha256_file(Path(folder) / MODEL_FILE)
+
+
+def spec_fields_from_env(env: object, task: str, inputs: list[tuple[str, int]]) -> dict:
+    """The `PolicySpec` fields an environment can tell (all but the model hash).
+
+    robo_agent envs give them through `deployment_spec()` (kept verbatim as
+    `deployment`); panda-gym's joint-control envs (used by the benchmarks) fall back to
+    the Panda description and panda-gym's constants (target += 0.05 rad * action).
+    """
+    from robo_agent.core.robot_spec import load_robot
+
+    u = getattr(env, "unwrapped", env)
+    act_dim = int(u.action_space.shape[0])
+    inputs_json = [{"key": k, "size": int(n)} for k, n in inputs]
+    if hasattr(u, "deployment_spec"):  # robo_agent.sim envs describe themselves
+        dep = _jsonable(u.deployment_spec())
+        scale = list(dep["joint_delta_scale"])
+        if dep.get("gripper_delta_scale") is not None:
+            scale.append(dep["gripper_delta_scale"])
+        return {
+            "robot": dep["robot"],
+            "joint_names": dep["joint_names"],
+            "task": task,
+            "inputs": inputs_json,
+            "observation_layout": dep["observation_layout"],
+            "action_layout": dep["action_layout"],
+            "action_dim": act_dim,
+            "action_scale": scale,
+            "action_mode": "joint_position_delta",
+            "control_dt": float(dep["control_dt"]),
+            "deployment": dep,
+        }
+    robot = load_robot("panda")  # panda-gym's Panda*Joints tasks
+    control_dt = float(u.sim.timestep * u.sim.n_substeps) if hasattr(u, "sim") else 0.04
+    return {
+        "robot": robot.name,
+        "joint_names": list(robot.joint_names),
+        "task": task,
+        "inputs": inputs_json,
+        "observation_layout": None,
+        "action_layout": None,
+        "action_dim": act_dim,
+        "action_scale": _action_scale(None, act_dim),
+        "action_mode": "joint_position_delta",
+        "control_dt": control_dt,
+    }
+
+
+def _action_scale(layout: object, act_dim: int) -> list[float]:
+    scale = None
+    if isinstance(layout, dict):
+        scale = layout.get("scale") or layout.get("action_scale")
+    elif layout is not None:
+        scale = getattr(layout, "scale", None) or getattr(layout, "action_scale", None)
+    if scale is None:
+        return [0.05] * act_dim  # panda-gym: joint target = q + 0.05 * action
+    arr = np.broadcast_to(np.asarray(scale, dtype=np.float64), (act_dim,))
+    return [float(v) for v in arr]
+
+
+def _action_mode(layout: object) -> str:
+    mode = layout.get("mode") if isinstance(layout, dict) else getattr(layout, "mode", None)
+    return str(mode) if mode else "joint_position_delta"
+
+
+def _jsonable(value: object) -> object:
+    """A JSON-safe copy (pydantic models, dataclasses, numpy arrays and tuples converted)."""
+    import dataclasses
+    import json
+
+    if value is None:
+        return None
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(obj: object) -> object:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    return str(obj)

@@ -76,6 +76,9 @@ class PolicySpec(_Strict):
     )
     action_mode: str = Field(default="joint_position_delta")
     control_dt: float = Field(gt=0, description="seconds between policy steps")
+    deployment: dict[str, Any] | None = Field(
+        default=None, description="the env's deployment_spec(), verbatim (frame, action rule)"
+    )
     input_name: str = "obs"
     output_name: str = "action"
     model_file: str = MODEL_FILE

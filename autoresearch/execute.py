@@ -1,0 +1,295 @@
+"""Train and evaluate one candidate: `train.py` in a subprocess, then the frozen evaluator.
+
+`run_job` is the unit of work of the research loop, run on a local thread or as a Ray
+task. It needs only the candidate's `train.py` text and the frozen settings, so a Ray
+worker can run it from a scratch folder. For each repeat (training seed) it
+
+1. runs `python train.py --task T --seed S --budget-seconds B --out DIR` in a new
+   session, polling the process tree's resident memory, and kills the whole group at
+   `B + grace` seconds (status `timeout`);
+2. runs `python -m robo_agent.autoresearch.evaluate` on the artifact in another
+   process (status `crash` if `train.py` failed or left no valid artifact);
+3. stamps the artifact's provenance with the evaluation it got.
+
+Children get `PR_SET_PDEATHSIG=SIGKILL`, so a runner killed with `kill -9` takes its
+training processes with it instead of leaving them to compete for the CPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from robo_agent.core.artifact import ArtifactError, load_spec, with_provenance, write_spec
+
+LOG_TAIL_LINES = 40
+EVAL_TIMEOUT = 600.0
+Phase = Callable[[int, int, str], None]  # (trial, repeat, phase) -> None
+
+
+@dataclass
+class Job:
+    """One candidate: its source and the frozen settings it is trained and scored under."""
+
+    trial: int
+    commit: str
+    source: str
+    task: str
+    budget_seconds: float
+    grace_seconds: float
+    train_seeds: list[int]
+    eval_seed_base: int
+    eval_episodes: int
+    domain_randomization: bool = False
+    device: str = "auto"
+    torch_threads: int = 1
+
+
+@dataclass
+class RepeatResult:
+    seed: int
+    status: str  # ok | crash | timeout
+    score: float = float("nan")
+    final_distance: float = float("nan")
+    smoothness: float = float("nan")
+    train_seconds: float = float("nan")
+    env_steps: int = 0
+    peak_mem_mb: float = float("nan")
+    eval_seconds: float = float("nan")
+    log_tail: str = ""
+
+
+@dataclass
+class JobResult:
+    trial: int
+    commit: str
+    repeats: list[RepeatResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        states = {r.status for r in self.repeats}
+        if "timeout" in states:
+            return "timeout"
+        if "crash" in states or not self.repeats:
+            return "crash"
+        return "ok"
+
+    @property
+    def scores(self) -> list[float]:
+        return [r.score for r in self.repeats if r.status == "ok"]
+
+    def failure_tail(self) -> str:
+        for r in self.repeats:
+            if r.status != "ok":
+                return r.log_tail
+        return ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobResult:
+        reps = [RepeatResult(**r) for r in data.get("repeats", [])]
+        return cls(data["trial"], data["commit"], reps, data.get("wall_seconds", 0.0))
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL this child when the thread that started it dies (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _tree_rss_mb(pid: int) -> float:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 2**20
+
+
+def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _child_env(threads: int) -> dict[str, str]:
+    env = dict(os.environ)
+    # Small MLPs: one BLAS/OpenMP thread per process; K parallel trials share the cores.
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[key] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def train_once(job: Job, seed: int, folder: Path) -> RepeatResult:
+    """Run train.py once in `folder`; returns status, timings and peak memory."""
+    from robo_agent.autoresearch.evaluate import parse_summary
+
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "train.py"
+    script.write_text(job.source, encoding="utf-8")
+    log_path = folder / "train.log"
+    cmd = [
+        sys.executable,
+        str(script),
+        "--task", job.task,
+        "--seed", str(seed),
+        "--budget-seconds", str(job.budget_seconds),
+        "--out", str(folder),
+        "--device", job.device,
+        "--torch-threads", str(job.torch_threads),
+    ]  # fmt: skip
+    start = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_child_env(job.torch_threads),
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    peak = 0.0
+    deadline = start + job.budget_seconds + job.grace_seconds
+    timed_out = False
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_mb(proc.pid))
+        if time.monotonic() > deadline:
+            timed_out = True
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            break
+        time.sleep(0.1)
+    wall = time.monotonic() - start
+    result = RepeatResult(seed=seed, status="ok", train_seconds=wall, peak_mem_mb=round(peak, 1))
+    printed = parse_summary(_tail(log_path, 20))
+    result.env_steps = int(printed.get("env_steps", 0))
+    if timed_out:
+        result.status = "timeout"
+        result.log_tail = _tail(log_path) + (
+            f"\n[runner] killed after {wall:.1f} s (budget {job.budget_seconds} s "
+            f"+ grace {job.grace_seconds} s)"
+        )
+    elif proc.returncode != 0:
+        result.status = "crash"
+        result.log_tail = _tail(log_path) + f"\n[runner] train.py exited with {proc.returncode}"
+    else:
+        try:
+            load_spec(folder / "artifact", verify=True)
+        except ArtifactError as err:
+            result.status = "crash"
+            result.log_tail = _tail(log_path) + f"\n[runner] no valid artifact: {err}"
+    return result
+
+
+def evaluate_once(job: Job, result: RepeatResult, folder: Path) -> None:
+    """Score the artifact in `folder/artifact` in a separate process; updates `result`."""
+    from robo_agent.autoresearch.evaluate import parse_summary
+
+    cmd = [
+        sys.executable, "-m", "robo_agent.autoresearch.evaluate",
+        "--artifact", str(folder / "artifact"),
+        "--task", job.task,
+        "--seed-base", str(job.eval_seed_base),
+        "--episodes", str(job.eval_episodes),
+    ] + (["--domain-randomization"] if job.domain_randomization else [])  # fmt: skip
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=EVAL_TIMEOUT,
+            env=_child_env(1),
+            preexec_fn=_die_with_parent,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        result.status, result.log_tail = "crash", f"[runner] evaluation exceeded {EVAL_TIMEOUT} s"
+        return
+    summary = parse_summary(proc.stdout)
+    if proc.returncode != 0 or "score" not in summary:
+        result.status = "crash"
+        result.log_tail = (proc.stdout + proc.stderr)[-4000:] + "\n[runner] evaluation failed"
+        return
+    result.score = summary["score"]
+    result.final_distance = summary.get("final_distance", float("nan"))
+    result.smoothness = summary.get("smoothness", float("nan"))
+    result.eval_seconds = summary.get("eval_seconds", float("nan"))
+    spec = load_spec(folder / "artifact")
+    stamped = with_provenance(
+        spec,
+        workspace_commit=job.commit,
+        trial=job.trial,
+        score=result.score,
+        evaluation_seeds=list(range(job.eval_seed_base, job.eval_seed_base + job.eval_episodes)),
+        evaluation_episodes=job.eval_episodes,
+        training_seconds=spec.provenance.training_seconds or result.train_seconds,
+        env_steps=result.env_steps or spec.provenance.env_steps,
+    )
+    write_spec(folder / "artifact", stamped)
+
+
+def run_job(job: Job, folder: str | Path, on_phase: Phase | None = None) -> JobResult:
+    """All repeats of one candidate, sequentially, under `folder/r<k>/`."""
+    folder = Path(folder)
+    start = time.monotonic()
+    out = JobResult(job.trial, job.commit)
+    for k, seed in enumerate(job.train_seeds):
+        rep_dir = folder / f"r{k}"
+        if on_phase:
+            on_phase(job.trial, k, "train")
+        result = train_once(job, seed, rep_dir)
+        if result.status == "ok":
+            if on_phase:
+                on_phase(job.trial, k, "evaluate")
+            evaluate_once(job, result, rep_dir)
+        out.repeats.append(result)
+        if result.status != "ok":
+            break  # a crashing candidate is not worth its other seeds
+    out.wall_seconds = time.monotonic() - start
+    if on_phase:
+        on_phase(job.trial, -1, "done")
+    return out
+
+
+def run_jobs_locally(
+    jobs: list[Job], folders: list[Path], on_phase: Phase | None = None
+) -> list[JobResult]:
+    """Run jobs concurrently, one thread (and one training process) per job."""
+    results: list[JobResult | None] = [None] * len(jobs)
+
+    def work(i: int) -> None:
+        results[i] = run_job(jobs[i], folders[i], on_phase)
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r for r in results if r is not None]

@@ -1,0 +1,379 @@
+"""The research loop: baseline, then propose → commit → train → evaluate → decide → ledger.
+
+Order of effects, chosen so that `kill -9` at any point loses and duplicates nothing:
+
+1. proposals are vetted; rejected ones get their ledger row at once;
+2. accepted ones are committed off the incumbent (plumbing; the working tree and the
+   branch do not move), referenced as `refs/trials/<n>`, and listed in
+   `.research/pending.json`;
+3. the candidates train and are evaluated (locally, K at a time, or as Ray tasks);
+4. their rows are appended to `results.tsv` (one atomic line each);
+5. a kept candidate's commit becomes the branch head (fast-forward);
+6. the pending record is cleared and `progress.png` redrawn.
+
+On start, `resume` fast-forwards to the ledger's incumbent if step 5 was cut short and
+re-runs any pending candidate whose row is missing, under its original trial number.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from robo_agent.autoresearch.execute import Job, JobResult, run_jobs_locally
+from robo_agent.autoresearch.gitops import GitError
+from robo_agent.autoresearch.progress import LiveProgress, plot_progress
+from robo_agent.autoresearch.proposers import (
+    Context,
+    OptunaProposer,
+    Proposal,
+    Proposer,
+    Rejected,
+)
+from robo_agent.autoresearch.workspace import Workspace, WorkspaceError
+
+from robo_agent.core.ledger import LedgerRow, best_row
+from robo_agent.core.research_decision import decide, mean, spread
+from robo_agent.core.research_source import SourceError, current_values, vet_train_source
+
+JobRunner = Callable[[list[Job], list[Path], Any], list[JobResult]]
+
+
+@dataclass
+class Candidate:
+    trial: int
+    commit: str
+    parent: str
+    proposer: str
+    description: str
+    proposal: Proposal | None = None
+
+
+class Runner:
+    """Drives one workspace. `backend` is 'local' or 'ray' (`address` for a cluster)."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        proposer: Proposer | None,
+        parallel: int = 1,
+        backend: str = "local",
+        address: str | None = None,
+        live: bool = True,
+    ) -> None:
+        if parallel < 1:
+            raise ValueError("--parallel must be at least 1")
+        if backend not in ("local", "ray"):
+            raise ValueError(f"unknown backend '{backend}' (local or ray)")
+        self.ws = ws
+        self.proposer = proposer
+        self.parallel = parallel
+        self.backend = backend
+        self.address = address
+        cfg = ws.config
+        self.progress = LiveProgress(cfg.budget_seconds, cfg.repeats, cfg.task, enabled=live)
+        self.last_failure = ""
+        self._bootstrapped = False
+
+    # -- helpers --------------------------------------------------------------------------
+    def _job(self, cand: Candidate, source: str) -> Job:
+        cfg = self.ws.config
+        return Job(
+            trial=cand.trial,
+            commit=cand.commit,
+            source=source,
+            task=cfg.task,
+            budget_seconds=cfg.budget_seconds,
+            grace_seconds=cfg.grace_seconds,
+            train_seeds=cfg.train_seeds[: cfg.repeats],
+            eval_seed_base=cfg.eval_seed_base,
+            eval_episodes=cfg.eval_episodes,
+            domain_randomization=cfg.domain_randomization,
+            device=cfg.device,
+        )
+
+    def _execute(self, jobs: list[Job]) -> list[JobResult]:
+        folders = [self.ws.trial_dir(j.trial) for j in jobs]
+        if self.backend == "ray":
+            from robo_agent.autoresearch.ray_backend import run_jobs_ray
+
+            return run_jobs_ray(jobs, folders, self.address, self.progress.phase)
+        return run_jobs_locally(jobs, folders, self.progress.phase)
+
+    def _rows(self) -> list[LedgerRow]:
+        return self.ws.ledger.rows()
+
+    def trials_done(self) -> int:
+        """Trials after the baseline (rows whose proposer is not 'baseline')."""
+        return sum(1 for r in self._rows() if r.proposer != "baseline")
+
+    # -- resume ---------------------------------------------------------------------------
+    def resume(self) -> None:
+        """Reconcile git with the ledger and finish candidates a killed run left behind."""
+        repo = self.ws.repo
+        pending = self.ws.read_pending()
+        if pending:
+            fields = ("trial", "commit", "parent", "proposer", "description")
+            cands = [Candidate(**{k: e[k] for k in fields}) for e in pending]
+            listed = ", ".join(str(c.trial) for c in cands)
+            self.progress.note(f"resuming {len(cands)} unfinished trial(s): {listed}")
+            baseline = [c for c in cands if c.proposer == "baseline"]
+            if baseline:
+                self._run_round(baseline, baseline=True)
+            others = [c for c in cands if c.proposer != "baseline"]
+            if others:
+                self._run_round(others)
+        self.ws.clear_pending()
+        inc = best_row(self._rows())
+        head = repo.head()
+        if inc is not None and inc.commit and head != inc.commit:
+            if repo.is_ancestor(head, inc.commit):
+                repo.fast_forward(inc.commit)  # the kept row was written, the move was not
+                self.progress.note(f"resumed: moved the branch to kept trial {inc.trial}")
+            elif head in {e["commit"] for e in pending}:
+                repo.reset_hard(inc.commit)  # an external candidate that was not kept
+            else:
+                raise WorkspaceError(
+                    f"HEAD {head[:8]} is not the ledger's incumbent {inc.commit[:8]} (trial "
+                    f"{inc.trial}); evaluate your commit with `robo-agent research trial` or "
+                    f"`git reset --hard {inc.commit[:8]}`"
+                )
+
+    # -- rounds ---------------------------------------------------------------------------
+    def run_baseline(self) -> LedgerRow:
+        repo = self.ws.repo
+        head = repo.head()
+        trial = self.ws.ledger.next_trial()
+        cand = Candidate(trial, head, "", "baseline", "baseline train.py")
+        source = repo.show(head, "train.py")
+        try:
+            vet_train_source(source)
+        except SourceError as err:
+            raise WorkspaceError(f"the committed train.py cannot run: {err}") from None
+        repo.set_ref(f"refs/trials/{trial}", head)
+        self.ws.write_pending([cand.__dict__ | {"proposal": None}])
+        rows = self._run_round([cand], baseline=True)
+        return rows[0]
+
+    def _run_round(self, cands: list[Candidate], baseline: bool = False) -> list[LedgerRow]:
+        repo = self.ws.repo
+        jobs = [self._job(c, repo.show(c.commit, "train.py")) for c in cands]
+        results = self._execute(jobs)
+        return self._record(cands, results, baseline)
+
+    def _record(
+        self, cands: list[Candidate], results: list[JobResult], baseline: bool
+    ) -> list[LedgerRow]:
+        cfg = self.ws.config
+        inc = None if baseline else best_row(self._rows())
+        rows: list[LedgerRow] = []
+        decisions: dict[int, Any] = {}
+        for cand, res in zip(cands, results, strict=True):
+            if res.status == "ok" and inc is not None:
+                decisions[cand.trial] = decide(
+                    res.scores, inc.score, inc.spread, max(inc.repeats, 1),
+                    cfg.eval_episodes, cfg.z, cfg.min_margin,
+                )  # fmt: skip
+        winners = [t for t, d in decisions.items() if d.keep]
+        winner = max(winners, key=lambda t: decisions[t].candidate_mean, default=None)
+        for cand, res in zip(cands, results, strict=True):
+            reps = res.repeats
+            base: dict[str, Any] = {
+                "trial": cand.trial,
+                "commit": cand.commit,
+                "parent": cand.parent,
+                "proposer": cand.proposer,
+                "repeats": len(reps),
+                "train_seconds": mean([r.train_seconds for r in reps]),
+                "env_steps": int(mean([r.env_steps for r in reps]) or 0) if reps else 0,
+                "peak_mem_mb": max((r.peak_mem_mb for r in reps), default=math.nan),
+                "wall_seconds": res.wall_seconds,
+            }
+            if res.status != "ok":
+                tail = res.failure_tail()
+                self.last_failure = tail
+                (self.ws.trial_dir(cand.trial) / "failure.log").write_text(tail + "\n")
+                last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
+                row = LedgerRow(
+                    **base, status=res.status, description=f"{cand.description} | {last[:200]}"
+                )
+            else:
+                ok = [r for r in reps if r.status == "ok"]
+                stats = {
+                    "score": mean(res.scores),
+                    "spread": spread(res.scores),
+                    "final_distance": mean([r.final_distance for r in ok]),
+                    "smoothness": mean([r.smoothness for r in ok]),
+                }
+                if baseline or inc is None:
+                    row = LedgerRow(
+                        **base, **stats, status="baseline", description=cand.description
+                    )
+                else:
+                    d = decisions[cand.trial]
+                    status = "keep" if cand.trial == winner else "discard"
+                    note = (
+                        d.reason
+                        if status == "keep" or not d.keep
+                        else "cleared the margin, a sibling scored higher"
+                    )
+                    row = LedgerRow(
+                        **base, **stats, incumbent=d.incumbent_mean, margin=d.margin,
+                        status=status, description=f"{cand.description} ({note})",
+                    )  # fmt: skip
+            self.ws.ledger.append(row)
+            rows.append(row)
+            if self.proposer is not None and cand.proposal is not None:
+                self.proposer.feedback(cand.proposal, row)
+            self.progress.row(row, best_row(self._rows()))
+        kept = [r for r in rows if r.status in ("keep", "baseline")]
+        if kept and kept[-1].commit and kept[-1].commit != self.ws.repo.head():
+            self.ws.repo.fast_forward(kept[-1].commit)
+        self.ws.clear_pending()
+        self._plot()
+        return rows
+
+    def _plot(self) -> None:
+        try:
+            plot_progress(self._rows(), self.ws.path / "progress.png", f"{self.ws.config.task}")
+        except Exception as err:  # a plotting failure must never stop the research loop
+            self.progress.note(f"(progress.png not updated: {err})")
+
+    def _bootstrap(self) -> None:
+        if self._bootstrapped or self.proposer is None:
+            return
+        self._bootstrapped = True
+        rows = self._rows()
+        history = []
+        for r in rows:
+            if not r.commit:
+                continue
+            try:
+                history.append((current_values(self.ws.repo.show(r.commit, "train.py")), r))
+            except (SourceError, GitError):
+                continue
+        if isinstance(self.proposer, OptunaProposer):
+            first = next((r for r in rows if r.proposer == "baseline" and r.commit), None)
+            if first is not None:
+                self.proposer.prepare(self.ws.repo.show(first.commit, "train.py"))
+        self.proposer.bootstrap(history)
+
+    def run_round(self, k: int) -> list[LedgerRow]:
+        """Ask for `k` proposals, run the accepted ones concurrently, record all."""
+        assert self.proposer is not None
+        self._bootstrap()
+        repo = self.ws.repo
+        rows = self._rows()
+        inc = best_row(rows)
+        if inc is None:
+            raise WorkspaceError("no baseline yet")
+        inc_source = repo.show(inc.commit, "train.py")
+        program = (self.ws.path / "program.md").read_text(encoding="utf-8")
+        trial = self.ws.ledger.next_trial()
+        cands: list[Candidate] = []
+        recorded: list[LedgerRow] = []
+        for _ in range(k):
+            ctx = Context(trial, inc_source, inc, rows, program, self.last_failure)
+            try:
+                prop = self.proposer.propose(ctx)
+                vet_train_source(prop.source)
+            except (Rejected, SourceError) as err:
+                row = LedgerRow(
+                    trial=trial,
+                    parent=inc.commit,
+                    proposer=self.proposer.name,
+                    status="rejected",
+                    description=str(err)[:500],
+                )
+                self.ws.ledger.append(row)
+                recorded.append(row)
+                self.progress.row(row, inc)
+                trial += 1
+                continue
+            msg = f"trial {trial} [{self.proposer.name}]: {prop.description}"
+            commit = repo.commit_file(inc.commit, "train.py", prop.source, msg)
+            repo.set_ref(f"refs/trials/{trial}", commit)
+            cands.append(
+                Candidate(trial, commit, inc.commit, self.proposer.name, prop.description, prop)
+            )
+            trial += 1
+        if cands:
+            self.ws.write_pending(
+                [{k: v for k, v in c.__dict__.items() if k != "proposal"} for c in cands]
+            )
+            recorded += self._run_round(cands)
+        elif recorded:
+            self._plot()
+        return recorded
+
+    def run(self, trials: int | None = None, hours: float | None = None) -> LedgerRow | None:
+        """Resume, baseline if needed, then rounds until `trials` or `hours`; the best row."""
+        deadline = time.monotonic() + hours * 3600 if hours else math.inf
+        with self.ws.run_lock(), self.progress:
+            self.ws.require_clean()
+            self.resume()
+            if best_row(self._rows()) is None:
+                row = self.run_baseline()
+                if row.status != "baseline":
+                    raise WorkspaceError(
+                        f"the baseline ended with status '{row.status}'; see "
+                        f"{self.ws.trial_dir(row.trial)}/failure.log"
+                    )
+            while time.monotonic() < deadline:
+                remaining = math.inf if trials is None else trials - self.trials_done()
+                if remaining <= 0:
+                    break
+                self.run_round(int(min(self.parallel, remaining)))
+        return best_row(self._rows())
+
+    def run_external(self) -> LedgerRow:
+        """`research trial`: run the committed train.py (HEAD) once as a trial."""
+        repo = self.ws.repo
+        with self.ws.run_lock(), self.progress:
+            self.ws.require_clean()
+            rows = self._rows()
+            inc = best_row(rows)
+            head = repo.head()
+            trial = self.ws.ledger.next_trial()
+            if inc is None:
+                return self.run_baseline()
+            if head == inc.commit:
+                raise WorkspaceError(
+                    f"HEAD is the incumbent (trial {inc.trial}); commit a change to train.py first"
+                )
+            changed = repo.changed_files(inc.commit, head)
+            frozen = [f for f in changed if f != "train.py"]
+            problem = ""
+            if frozen:
+                problem = f"changes files other than train.py: {', '.join(frozen)}"
+            elif not repo.is_ancestor(inc.commit, head):
+                problem = f"HEAD does not descend from the incumbent {inc.commit[:8]}"
+            else:
+                try:
+                    vet_train_source(repo.show(head, "train.py"))
+                except SourceError as err:
+                    problem = str(err)
+            repo.set_ref(f"refs/trials/{trial}", head)
+            if problem:
+                row = LedgerRow(
+                    trial=trial,
+                    commit=head,
+                    parent=inc.commit,
+                    proposer="external",
+                    status="rejected",
+                    description=problem[:500],
+                )
+                self.ws.ledger.append(row)
+                repo.reset_hard(inc.commit)
+                self._plot()
+                return row
+            cand = Candidate(trial, head, inc.commit, "external", repo.subject(head))
+            self.ws.write_pending([cand.__dict__ | {"proposal": None}])
+            row = self._run_round([cand])[0]
+            if row.status != "keep":
+                repo.reset_hard(inc.commit)  # discarded: back to the incumbent
+            return row

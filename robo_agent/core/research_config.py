@@ -1,0 +1,83 @@
+"""`research.yaml`: the frozen settings of a research workspace (task, budget, seeds, rule).
+
+The runner reads this file; `train.py` never does (it gets its task, budget and training
+seed on the command line). Candidates may change only `train.py`, so a proposal cannot
+move the budget or the held-out evaluation seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_FILE = "research.yaml"
+#: Held-out evaluation seeds start here; training seeds are small integers (repeat index).
+EVAL_SEED_BASE = 1_000_000_000
+MAX_TRAIN_SEED = 1_000_000
+
+
+class ResearchConfigError(ValueError):
+    """research.yaml is missing or invalid."""
+
+
+class ResearchConfig(BaseModel):
+    """Settings every trial of a workspace shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, description="Gymnasium id, e.g. robo_agent/PandaReach-v0")
+    budget_seconds: float = Field(gt=0, description="training wall-clock per run of train.py")
+    grace_seconds: float = Field(
+        default=20.0, ge=0, description="extra time for start-up and saving before a kill"
+    )
+    repeats: int = Field(default=2, ge=1, le=20, description="training seeds per candidate")
+    train_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7])
+    eval_seed_base: int = Field(default=EVAL_SEED_BASE, ge=EVAL_SEED_BASE)
+    eval_episodes: int = Field(default=100, ge=1)
+    domain_randomization: bool = False
+    z: float = Field(default=1.0, ge=0, description="margin = max(min_margin, z * standard error)")
+    min_margin: float = Field(default=0.02, ge=0)
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+
+    @model_validator(mode="after")
+    def _seeds(self) -> ResearchConfig:
+        if len(self.train_seeds) < self.repeats:
+            raise ValueError(f"need at least {self.repeats} train_seeds (one per repeat)")
+        if len(set(self.train_seeds)) != len(self.train_seeds):
+            raise ValueError("train_seeds must be distinct")
+        if any(not 0 <= s < MAX_TRAIN_SEED for s in self.train_seeds):
+            raise ValueError(f"train_seeds must lie in [0, {MAX_TRAIN_SEED})")
+        return self
+
+    @property
+    def eval_seeds(self) -> list[int]:
+        """The held-out seeds, one per evaluation episode; disjoint from training seeds."""
+        return list(range(self.eval_seed_base, self.eval_seed_base + self.eval_episodes))
+
+    def save(self, folder: str | Path) -> Path:
+        path = Path(folder) / CONFIG_FILE
+        path.write_text(
+            "# Frozen research settings: the runner reads them, train.py never does.\n"
+            + yaml.safe_dump(self.model_dump(), sort_keys=False),
+            encoding="utf-8",
+        )
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ResearchConfig:
+        path = Path(folder) / CONFIG_FILE
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ResearchConfigError(f"{path}: missing (is this a research workspace?)") from None
+        except yaml.YAMLError as err:
+            raise ResearchConfigError(f"{path}: malformed YAML: {err}") from None
+        try:
+            return cls.model_validate(data or {})
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in err.errors()
+            )
+            raise ResearchConfigError(f"{path}: {problems}") from None
