@@ -204,6 +204,12 @@ class Probe:
         self.thread.join(timeout=2.0)
 
 
+@pytest.fixture(scope="session")
+def ros_process() -> type[RosProcess]:
+    """The RosProcess class, for tests that start nodes themselves."""
+    return RosProcess
+
+
 @pytest.fixture(scope="module")
 def probe(ros_domain: int) -> Iterator[Probe]:
     p = Probe(ros_domain)
