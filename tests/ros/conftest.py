@@ -233,13 +233,13 @@ def sim_and_bridge(ros_domain: int, probe: Probe,
         t0 = time.monotonic()
         while True:
             assert bridge.proc.poll() is None, bridge.output()
-            call_id = "ping"
-            probe.send_raw(json.dumps({"id": call_id, "tool": "get_robot_state"}))
-            if probe.wait_for(lambda: call_id in probe.results, 1.0) and \
-                    probe.results.pop(call_id)["ok"]:
+            probe.send_raw(json.dumps({"id": "ping", "tool": "get_robot_state"}))
+            if probe.wait_for(lambda: "ping" in probe.results, 1.0) and \
+                    probe.results.pop("ping")["ok"]:
                 break
             assert time.monotonic() - t0 < 30.0, bridge.output()
         yield {"sim": sim, "bridge": bridge, "audit": audit, "tmp": tmp}
     finally:
         codes = (bridge.stop(), sim.stop())
-    assert codes == (0, 0), f"exit codes {codes}:\n{bridge.output()[-2000:]}\n{sim.output()[-2000:]}"
+    logs = f"{bridge.output()[-2000:]}\n{sim.output()[-2000:]}"
+    assert codes == (0, 0), f"exit codes {codes}:\n{logs}"

@@ -80,8 +80,8 @@ def test_bad_call_is_refused_and_nothing_moves(bridge: Any, case: str, tool: str
 def test_non_finite_values_are_refused(bridge: Any, literal: str) -> None:
     bridge.clear()
     # JSON has no NaN/inf, but Python's json (and many clients) write these literals.
-    text = ('{"id": "nf", "tool": "move_joints", "arguments": {"positions": [%s, 0, 0, -2, 0, '
-            '1.5, 0.7]}}' % literal)
+    positions = f"[{literal}, 0, 0, -2, 0, 1.5, 0.7]"
+    text = '{"id": "nf", "tool": "move_joints", "arguments": {"positions": ' + positions + "}}"
     bridge.send_raw(text)
     assert bridge.wait_for(lambda: "nf" in bridge.results, 10.0)
     r = bridge.results.pop("nf")

@@ -102,7 +102,7 @@ def test_launch_file_nodes_start_declare_params_and_stop(
                 assert proc.proc.poll() is None, f"{node['name']} exited:\n{proc.output()}"
             assert time.monotonic() - t0 < 30.0, f"{names} not on the graph"
             time.sleep(0.1)
-        for node, proc in procs:
+        for node, _proc in procs:
             declared = list_parameters(probe, node["name"])
             missing = set(node["params"]) - declared
             assert not missing, f"{launch_file.name}: {node['exec']} does not declare {missing}"
