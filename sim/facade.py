@@ -65,6 +65,8 @@ class PyBullet:
         timestep: physics step in seconds (default 1/500 s).
         n_substeps: physics steps per control step, `step()` (default 20 -> dt = 0.04 s).
         gravity: z gravity, m/s².
+        visual_shapes: load visual meshes (default True). False saves ~50 MB per Panda and
+            some load time for headless training; camera images then show nothing.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class PyBullet:
         timestep: float = 1 / 500,
         n_substeps: int = 20,
         gravity: float = -9.81,
+        visual_shapes: bool = True,
     ) -> None:
         if render_mode not in ("direct", "gui"):
             raise ValueError(f"render_mode must be 'direct' or 'gui', got {render_mode!r}")
@@ -81,6 +84,7 @@ class PyBullet:
         if int(n_substeps) != n_substeps or n_substeps < 1:
             raise ValueError(f"n_substeps must be a positive integer, got {n_substeps!r}")
         self.render_mode = render_mode
+        self.visual_shapes = bool(visual_shapes) or render_mode == "gui"
         self.timestep = float(timestep)
         self.n_substeps = int(n_substeps)
         self.dt = self.timestep * self.n_substeps
@@ -222,6 +226,8 @@ class PyBullet:
         if not full.is_file():
             raise ValueError(f"no URDF file at {full}")
         flags = p.URDF_USE_INERTIA_FROM_FILE
+        if not self.visual_shapes:
+            flags |= p.URDF_IGNORE_VISUAL_SHAPES
         if self_collision:
             flags |= p.URDF_USE_SELF_COLLISION
         uid = p.loadURDF(
@@ -251,7 +257,10 @@ class PyBullet:
         if not (np.isfinite(mass) and mass >= 0):
             raise ValueError(f"mass must be >= 0, got {mass!r}")
         cid = self._cid
-        visual = p.createVisualShape(shape, rgbaColor=col.tolist(), physicsClientId=cid, **geom)
+        visual = -1
+        if self.visual_shapes:
+            visual = p.createVisualShape(shape, rgbaColor=col.tolist(), physicsClientId=cid,
+                                         **geom)
         if ghost:
             collision = -1
         else:
