@@ -48,6 +48,8 @@ class RoboAgentEnv(gym.Env):
             per control step (default 1.0).
         randomization: `Randomization` (or a dict of its fields); off by default, sampled
             per episode from the `reset(seed=...)` generator.
+        domain_randomization: shortcut; True means `Randomization.default_strong()` when
+            `randomization` is not given.
         render_mode: None, "rgb_array" (camera image from `render()`) or "human" (PyBullet
             GUI window, stepped in real time).
         distance_threshold: success radius, m (default 0.05).
@@ -71,6 +73,7 @@ class RoboAgentEnv(gym.Env):
         terminate_on_success: bool = False,
         width: int = 480,
         height: int = 360,
+        domain_randomization: bool = False,
     ) -> None:
         if reward_type not in ("sparse", "dense"):
             raise ValueError(f"reward_type must be 'sparse' or 'dense', got {reward_type!r}")
@@ -82,6 +85,8 @@ class RoboAgentEnv(gym.Env):
             raise ValueError(f"action_scale must be > 0, got {action_scale!r}")
         spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
         task_cls = task_class(task)
+        if domain_randomization and randomization is None:
+            randomization = Randomization.default_strong()
         self.randomization = Randomization.from_any(randomization)
         self.reward_type = reward_type
         self.render_mode = render_mode

@@ -29,6 +29,8 @@ TASK_ROBOTS: dict[str, list[str]] = {
     "pick_and_place": ["panda"],
 }
 ENTRY_POINT = "robo_agent.sim.env:RoboAgentEnv"
+#: `gymnasium.make_vec(id, num_envs)` builds a SimVectorEnv (worker processes, shared memory)
+VECTOR_ENTRY_POINT = "robo_agent.sim.vector:SimVectorEnv"
 
 
 def env_id(robot: str, task: str) -> str:
@@ -49,7 +51,8 @@ def register_envs() -> None:
             eid = env_id(robot, task)
             if eid not in gym.registry:
                 gym.register(id=eid, entry_point=ENTRY_POINT, max_episode_steps=steps,
-                             kwargs={"robot": robot, "task": task})
+                             kwargs={"robot": robot, "task": task},
+                             vector_entry_point=VECTOR_ENTRY_POINT)
 
 
 def make_env(robot: str, task: str, **kwargs: Any) -> gym.Env:

@@ -8,10 +8,11 @@ observation size and workers run in parallel (unlike gymnasium's AsyncVectorEnv,
 pickles every observation through a pipe).
 
 Gymnasium `VectorEnv` API with dict observations batched as arrays and autoreset in
-SAME_STEP mode: when an env's episode ends at a step, the observation returned for it
-is the first of the next episode; the terminal one is in `infos["final_obs"]`
-(a dict of batched arrays, rows valid where `infos["_final_obs"]` is True) and its
-`is_success` in `infos["final_info"]["is_success"]`.
+SAME_STEP mode, laid out as gymnasium 1.x does: when an env's episode ends at a step,
+the observation returned for it is the first of the next episode; the terminal one is
+`infos["final_obs"][i]` (an object array of obs dicts, None where the episode goes on,
+mask `infos["_final_obs"]`), also batched as `infos["final_obs_batch"]` (dict of arrays,
+rows valid under the mask), and its `is_success` is `infos["final_info"]["is_success"]`.
 
 `compute_reward` works on batches without touching a worker (for HER relabelling).
 A worker that dies raises a `RuntimeError` naming it and its exit code.
@@ -310,8 +311,15 @@ class SimVectorEnv(VectorEnv):
         ones = np.ones(self.num_envs, bool)
         infos: dict[str, Any] = {"is_success": b["success"].copy(), "_is_success": ones}
         if mask.any():
-            infos["final_obs"] = self._obs("final_")
+            # As gymnasium's SAME_STEP: an object array of per-env obs dicts (None where
+            # the episode goes on); the same rows batched are in "final_obs_batch".
+            batch = self._obs("final_")
+            final = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(mask):
+                final[i] = {k: v[i] for k, v in batch.items()}
+            infos["final_obs"] = final
             infos["_final_obs"] = mask
+            infos["final_obs_batch"] = batch
             infos["final_info"] = {"is_success": b["final_success"] & mask, "_is_success": mask}
             infos["_final_info"] = mask
         return (self._obs(), b["rewards"].copy(), b["terminated"].copy(),

@@ -178,3 +178,11 @@ def test_rgb_array_render_shape() -> None:
     img = env.render()
     assert img.shape == (60, 80, 3) and img.dtype == np.uint8 and img.std() > 0
     env.close()
+
+
+def test_domain_randomization_shortcut() -> None:
+    env = gym.make("robo_agent/PandaPush-v0", domain_randomization=True)
+    assert env.unwrapped.randomization == Randomization.default_strong()
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    env.close()

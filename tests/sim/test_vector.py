@@ -34,7 +34,9 @@ def test_matches_single_envs_including_same_step_autoreset() -> None:
                 assert rew[i] == r and term[i] == te and trunc[i] == done
                 if done:
                     assert info["_final_obs"][i]
-                    assert np.array_equal(info["final_obs"]["observation"][i], o["observation"])
+                    assert np.array_equal(info["final_obs"][i]["observation"], o["observation"])
+                    assert np.array_equal(info["final_obs_batch"]["observation"][i],
+                                          o["observation"])
                     assert info["final_info"]["is_success"][i] == inf["is_success"]
                     o, inf = env.reset()  # the same unseeded reset the worker does
                 assert np.array_equal(obs["observation"][i], o["observation"])
@@ -101,3 +103,16 @@ def test_bad_constructor_arguments() -> None:
         SimVectorEnv("panda", "reach", 2, num_workers=3)
     with pytest.raises(ValueError, match="unknown task"):
         SimVectorEnv("panda", "fly", 2)
+
+
+def test_gymnasium_make_vec_builds_a_sim_vector_env() -> None:
+    import gymnasium as gym
+
+    vec = gym.make_vec("robo_agent/XArm6Reach-v0", num_envs=2,
+                       vectorization_mode="vector_entry_point", vector_kwargs={})
+    try:
+        assert isinstance(vec, SimVectorEnv) and vec.max_episode_steps == 50
+        obs, _ = vec.reset(seed=0)
+        assert obs["observation"].shape == (2, 18)
+    finally:
+        vec.close()
