@@ -132,16 +132,32 @@ class LLMProposer(Proposer):
         self.timeout = timeout
         self.temperature = temperature
 
-    def _chat(self, messages: list[dict[str, str]]) -> str:
+    def _client(self) -> Any:
         try:
             import openai  # lazy: the llm extra is optional for the research package
         except ImportError:
             raise ProposerUnavailable(
                 "the llm proposer needs the openai package: pip install 'robo_agent[llm]'"
             ) from None
-        client = openai.OpenAI(
+        return openai, openai.OpenAI(
             base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=1
         )
+
+    def check(self) -> None:
+        """Fail fast when the endpoint cannot be reached at all (`GET /models`)."""
+        openai, client = self._client()
+        where = self.base_url or "the default OpenAI endpoint"
+        try:
+            client.with_options(timeout=10.0, max_retries=0).models.list()
+        except openai.APIConnectionError as err:
+            raise ProposerUnavailable(f"LLM endpoint {where} is unreachable: {err}") from None
+        except openai.AuthenticationError as err:
+            raise ProposerUnavailable(f"LLM endpoint {where} refused the API key: {err}") from None
+        except openai.APIStatusError:
+            pass  # some servers do not list models; the chat call will tell
+
+    def _chat(self, messages: list[dict[str, str]]) -> str:
+        openai, client = self._client()
         where = self.base_url or "the default OpenAI endpoint"
         try:
             response = client.chat.completions.create(

@@ -55,6 +55,9 @@ class Proposal:
 class Proposer:
     name = "base"
 
+    def check(self) -> None:
+        """Raise `ProposerUnavailable` if the proposer cannot work (before any write)."""
+
     def bootstrap(self, history: list[tuple[dict[str, Any], LedgerRow]]) -> None:
         """Learn from earlier trials: (their tunable values, their ledger row)."""
 

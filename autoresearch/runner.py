@@ -310,9 +310,17 @@ class Runner:
             self._plot()
         return recorded
 
+    def preflight(self) -> None:
+        """Checks that need no lock, so bad input fails before anything is written."""
+        self._rows()  # a malformed ledger raises here, naming the line
+        self.ws.require_clean()
+        if self.proposer is not None:
+            self.proposer.check()
+
     def run(self, trials: int | None = None, hours: float | None = None) -> LedgerRow | None:
         """Resume, baseline if needed, then rounds until `trials` or `hours`; the best row."""
         deadline = time.monotonic() + hours * 3600 if hours else math.inf
+        self.preflight()
         with self.ws.run_lock(), self.progress:
             self.ws.require_clean()
             self.resume()
@@ -333,6 +341,7 @@ class Runner:
     def run_external(self) -> LedgerRow:
         """`research trial`: run the committed train.py (HEAD) once as a trial."""
         repo = self.ws.repo
+        self.preflight()
         with self.ws.run_lock(), self.progress:
             self.ws.require_clean()
             rows = self._rows()
