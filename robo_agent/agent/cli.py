@@ -24,6 +24,13 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="send commands to the preview topic, never to the controllers",
     )
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds to wait at start for the robot's /joint_states (5)",
+    )
 
 
 def _make_executor(args: argparse.Namespace) -> Any:
@@ -35,13 +42,23 @@ def _make_executor(args: argparse.Namespace) -> Any:
             f"robo-agent: the ROS tool executor is unavailable ({err}); install the 'ros' extra "
             "or source a ROS 2 installation"
         ) from None
-    return RosToolExecutor(
+    from robo_agent.agent.session import wait_for_robot
+
+    executor = RosToolExecutor(
         robot=args.robot,
         safety_policy=args.safety,
         audit_log=args.audit_log,
         dry_run=args.dry_run,
         node_name=args.node_name,
     )
+    state = wait_for_robot(executor, timeout=args.wait)
+    if not state.ok:
+        print(
+            f"robo-agent {args.command}: warning: {state.message}. Is the robot (or sim_robot) "
+            "running, on this ROS_DOMAIN_ID? Motions are refused until its state arrives.",
+            file=sys.stderr,
+        )
+    return executor
 
 
 # --- mcp -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ itself. `OfflineAgent` turns commands into tool calls with the offline grammar.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ __all__ = [
     "execute_with_confirmation",
     "format_preview",
     "summarize",
+    "wait_for_robot",
 ]
 
 ConfirmFn = Callable[[ToolResult], bool]
@@ -96,6 +98,21 @@ def execute_with_confirmation(
         message=f"the operator did not approve the {name} plan; nothing moved",
         data={"plan_id": plan_id, "preview": result.data.get("preview")},
     )
+
+
+def wait_for_robot(executor: ToolExecutor, timeout: float = 5.0) -> ToolResult:
+    """Poll get_robot_state until the executor has a /joint_states message (or timeout).
+
+    A freshly started executor has heard nothing yet, and every motion would be refused
+    as stale; one-shot front-ends (`chat --once`, a just-started MCP server) wait here.
+    Returns the last get_robot_state result (ok=False after the timeout).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = executor.call("get_robot_state", {})
+        if result.ok or time.monotonic() >= deadline:
+            return result
+        time.sleep(0.05)
 
 
 def summarize(result: ToolResult) -> str:

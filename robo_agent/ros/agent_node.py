@@ -33,7 +33,13 @@ from std_msgs.msg import String
 
 from robo_agent.agent.grammar import GrammarError, parse_command
 from robo_agent.agent.llm import AgentError, LLMAgent, llm_configured, make_client
-from robo_agent.agent.session import AgentReply, OfflineAgent, format_preview, summarize
+from robo_agent.agent.session import (
+    AgentReply,
+    OfflineAgent,
+    format_preview,
+    summarize,
+    wait_for_robot,
+)
 from robo_agent.core.robot_spec import RobotSpec, load_robot
 from robo_agent.core.tools import ToolResult
 
@@ -71,7 +77,10 @@ class AgentNode(Node):
                 dry_run=bool(p("dry_run").value) or None,
                 node_name="robo_agent_agent_tools",
             )
-        self.executor = executor
+        self.tools = executor
+        state = wait_for_robot(executor, timeout=5.0)
+        if not state.ok:
+            self.get_logger().warning(f"{state.message}; motions are refused until it arrives")
         self._pending: ToolResult | None = None  # plan held for the human's answer
         self._lock = threading.Lock()
         base_url = p("base_url").value or None
@@ -121,7 +130,7 @@ class AgentNode(Node):
             return AgentReply(text="there is no plan waiting for confirmation", understood=False)
         if word in _CANCEL_WORDS:
             return AgentReply(text=f"cancelled the held {pending.tool} plan; nothing moved")
-        result = self.executor.call("confirm_plan", {"plan_id": pending.data["plan_id"]})
+        result = self.tools.call("confirm_plan", {"plan_id": pending.data["plan_id"]})
         result = result.model_copy(update={"tool": pending.tool})
         return AgentReply(text=summarize(result), results=[result])
 
@@ -188,7 +197,7 @@ class AgentNode(Node):
         """Stop the worker and release the executor."""
         self._queue.put(None)
         self._worker.join(timeout=5.0)
-        self.executor.close()
+        self.tools.close()
 
 
 def main(argv: list[str] | None = None) -> int:

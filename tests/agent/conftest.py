@@ -83,7 +83,11 @@ class ScriptedLLM:
             return 500, {"error": {"message": "script exhausted", "type": "server_error"}}
         step = self.script.pop(0)
         if callable(step):
-            step = step(body)
+            try:
+                step = step(body)
+            except Exception as err:  # surfaces in the test as an HTTP 500 with the reason
+                return 500, {"error": {"message": f"script step failed: {err!r}",
+                                       "type": "server_error"}}
         self._calls += 1
         message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}
         if step.get("tool_calls"):

@@ -8,15 +8,19 @@ against a `sim_robot` process; assertions read what the arm did on /joint_states
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from robo_agent.agent.session import wait_for_robot
 from robo_agent.core.paths import safety_dir
 from robo_agent.core.robot_spec import load_robot
 from robo_agent.core.tools import ToolResult, tool_names
@@ -27,23 +31,27 @@ TOLERANCE = 0.03  # rad; the safety policy reports "reached" within 0.02
 
 
 @pytest.fixture(scope="module")
-def unattended(sim_robot: Any) -> Iterator[Any]:
+def unattended(sim_robot: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """An executor whose policy needs no confirmation (config/safety/unattended.yaml)."""
     from robo_agent.ros.tool_executor import RosToolExecutor
 
     executor = RosToolExecutor("panda", safety_policy=safety_dir() / "unattended.yaml",
+                               audit_log=tmp_path_factory.mktemp("audit") / "unattended.jsonl",
                                node_name="agent_test_unattended")
+    assert wait_for_robot(executor).ok
     yield executor
     executor.close()
 
 
 @pytest.fixture(scope="module")
-def attended(sim_robot: Any) -> Iterator[Any]:
+def attended(sim_robot: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """An executor with the default policy: every motion is held for confirmation."""
     from robo_agent.ros.tool_executor import RosToolExecutor
 
     executor = RosToolExecutor("panda", safety_policy=safety_dir() / "default.yaml",
+                               audit_log=tmp_path_factory.mktemp("audit") / "attended.jsonl",
                                node_name="agent_test_attended")
+    assert wait_for_robot(executor).ok
     yield executor
     executor.close()
 
@@ -190,8 +198,10 @@ def test_offline_agent_moves_up_and_operates_the_gripper(sim_robot: Any, unatten
 
 
 def _chat(ros_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    audit = Path(tempfile.gettempdir()) / f"robo_agent_test_audit_{os.getpid()}.jsonl"
     return subprocess.run(
-        [sys.executable, "-m", "robo_agent.cli", "chat", "--robot", "panda", *args],
+        [sys.executable, "-m", "robo_agent.cli", "chat", "--robot", "panda",
+         "--audit-log", str(audit), *args],
         env=ros_env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
     )
 

@@ -54,9 +54,11 @@ class CommandClient:
         except Exception:
             pass
 
-    def wait_for_agent(self, timeout: float = 30.0) -> None:
+    def wait_for_agent(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while self.pub.get_subscription_count() == 0:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the agent node exited with status {proc.returncode}")
             if time.monotonic() > deadline:
                 raise TimeoutError("the agent node never subscribed to /robo_agent/command")
             time.sleep(0.05)
@@ -83,7 +85,11 @@ def agent_node(sim_robot: Any, ros_env: dict[str, str], tmp_path: Path) -> Itera
     )
     client = CommandClient()
     try:
-        client.wait_for_agent()
+        try:
+            client.wait_for_agent(proc)
+        except (RuntimeError, TimeoutError) as err:
+            log.flush()
+            pytest.fail(f"{err}:\n{(tmp_path / 'agent_node.log').read_text()[-3000:]}")
         yield client
     finally:
         client.close()
