@@ -54,7 +54,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
                        render_mode="human" if args.gui else None)
     except RobotSpecError:
         raise  # the main CLI prints it
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:
         print(f"robo-agent sim: {err}", file=sys.stderr)
         return 2
     u = env.unwrapped

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pkgutil
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,6 +84,12 @@ class PyBullet:
             raise ValueError(f"timestep must be a positive number of seconds, got {timestep!r}")
         if int(n_substeps) != n_substeps or n_substeps < 1:
             raise ValueError(f"n_substeps must be a positive integer, got {n_substeps!r}")
+        if render_mode == "gui" and sys.platform.startswith("linux") and not (
+            os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+        ):
+            # PyBullet would print "cannot connect to X server" and exit the process.
+            raise RuntimeError("the PyBullet GUI needs a display and DISPLAY is not set; "
+                               "run headless (render_mode='direct' / no --gui) or set DISPLAY")
         self.render_mode = render_mode
         self.visual_shapes = bool(visual_shapes) or render_mode == "gui"
         self.timestep = float(timestep)

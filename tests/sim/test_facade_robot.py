@@ -154,3 +154,10 @@ def test_sim_robot_ik_does_not_disturb_the_sim(panda_sim) -> None:
     robot.ik([0.5, -0.1, 0.3])
     assert np.array_equal(robot.joint_positions(), q_before)
     assert np.array_equal(robot.joint_velocities(), v_before)
+
+
+def test_gui_without_display_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(RuntimeError, match="needs a display"):
+        PyBullet("gui")
