@@ -8,11 +8,9 @@ against a `sim_robot` process; assertions read what the arm did on /joint_states
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,8 +195,7 @@ def test_offline_agent_moves_up_and_operates_the_gripper(sim_robot: Any, unatten
     assert not reply.ok and "I don't understand 'dance a little'" in reply.text
 
 
-def _chat(ros_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    audit = Path(tempfile.gettempdir()) / f"robo_agent_test_audit_{os.getpid()}.jsonl"
+def _chat(ros_env: dict[str, str], audit: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "robo_agent.cli", "chat", "--robot", "panda",
          "--audit-log", str(audit), *args],
@@ -207,7 +204,7 @@ def _chat(ros_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 
 
 def test_chat_cli_with_an_llm_and_yes(
-    sim_robot: Any, ros_env: dict[str, str], scripted_llm: Any
+    sim_robot: Any, ros_env: dict[str, str], scripted_llm: Any, tmp_path: Path
 ) -> None:
     q0 = sim_robot.positions()
     target = float(q0[0] + 0.15)
@@ -216,25 +213,29 @@ def test_chat_cli_with_an_llm_and_yes(
         {"content": "done moving"},
     ]
     # Default (attended) policy: --yes approves the held plan without a terminal prompt.
-    out = _chat(ros_env, "--base-url", scripted_llm.url, "--model", "m", "--yes",
-                "--once", "turn the base a bit")
+    out = _chat(ros_env, tmp_path / "audit.jsonl", "--base-url", scripted_llm.url,
+                "--model", "m", "--yes", "--once", "turn the base a bit")
     assert out.returncode == 0, out.stderr
     assert "done moving" in out.stdout
     assert sim_robot.positions()[0] == pytest.approx(target, abs=TOLERANCE)
 
 
 def test_chat_cli_without_terminal_or_yes_does_not_move(
-    sim_robot: Any, ros_env: dict[str, str]
+    sim_robot: Any, ros_env: dict[str, str], tmp_path: Path
 ) -> None:
     q0 = sim_robot.positions()
-    out = _chat(ros_env, "--once", "move 3 cm left")  # offline grammar: no LLM configured
+    # No --base-url and no OPENAI_API_KEY: the offline grammar parses the command.
+    out = _chat(ros_env, tmp_path / "audit.jsonl", "--once", "move 3 cm left")
     assert out.returncode == 1
     assert "not executing (pass --yes" in out.stdout and "did not approve" in out.stdout
     assert np.allclose(sim_robot.positions(), q0, atol=0.01)
 
 
-def test_chat_cli_unreachable_endpoint(ros_env: dict[str, str], sim_robot: Any) -> None:
-    out = _chat(ros_env, "--base-url", f"http://127.0.0.1:{_closed_port()}/v1", "--timeout", "5",
+def test_chat_cli_unreachable_endpoint(
+    ros_env: dict[str, str], sim_robot: Any, tmp_path: Path
+) -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    out = _chat(ros_env, tmp_path / "audit.jsonl", "--base-url", url, "--timeout", "5",
                 "--once", "hello")
     assert out.returncode == 3
     assert "cannot reach the LLM endpoint" in out.stderr and "Traceback" not in out.stderr

@@ -71,6 +71,7 @@ def test_stdio_server_lists_calls_and_reports_errors(
             )
             out["q_during_estop"] = sim_robot.positions()
             out["reset"] = await client.call_tool("reset_emergency_stop", {"reason": "test"})
+            out["preempt"] = await _stop_during_motion(client, sim_robot)
         return out
 
     out = anyio.run(session)
@@ -114,6 +115,38 @@ def test_stdio_server_lists_calls_and_reports_errors(
     assert out["during_estop"].structured_content["error"] == "estop"
     assert np.allclose(out["q_during_estop"], out["q_after_move"], atol=0.01)
     assert not out["reset"].is_error
+
+    # Calls run in worker threads: a stop is served while a slow motion is in progress.
+    pre = out["preempt"]
+    assert pre["move"].is_error and pre["move"].structured_content["data"]["reached"] is False
+    assert "interrupted by stop" in _text(pre["move"])
+    assert pre["stop_latency"] < 1.0, pre
+    assert not pre["stop"].is_error, _text(pre["stop"])
+    assert pre["move_elapsed"] < 3.0, pre  # the 4 s motion was cut short
+    assert pre["q_start"] + 0.02 < pre["q_end"] < pre["target"] - 0.05, pre
+
+
+async def _stop_during_motion(client: Any, sim_robot: Any) -> dict[str, Any]:
+    q_start = float(sim_robot.positions()[0])
+    target = q_start + 0.6
+    out: dict[str, Any] = {"q_start": q_start, "target": target}
+
+    async def move() -> None:
+        t0 = time.monotonic()
+        out["move"] = await client.call_tool(
+            "move_joints", {"joints": {"panda_joint1": target}, "duration": 4.0}
+        )
+        out["move_elapsed"] = time.monotonic() - t0
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(move)
+        await anyio.sleep(1.0)
+        t0 = time.monotonic()
+        out["stop"] = await client.call_tool("stop", {})
+        out["stop_latency"] = time.monotonic() - t0
+    await anyio.sleep(0.3)
+    out["q_end"] = float(sim_robot.positions()[0])
+    return out
 
 
 def _free_port() -> int:
