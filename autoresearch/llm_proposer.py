@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from robo_agent.autoresearch.proposers import (
@@ -63,25 +60,48 @@ def build_messages(ctx: Context) -> list[dict[str, str]]:
 
 
 def apply_diff(source: str, diff: str) -> str:
-    """Apply a unified diff to train.py (`train.py` or `a/train.py` paths); else `Rejected`."""
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "train.py"
-        target.write_text(source, encoding="utf-8")
-        patch = Path(tmp) / "change.diff"
-        patch.write_text(diff if diff.endswith("\n") else diff + "\n", encoding="utf-8")
-        errors = []
-        for strip in ("-p1", "-p0"):
-            proc = subprocess.run(
-                ["git", "apply", strip, "--recount", "--whitespace=nowarn", str(patch)],
-                cwd=tmp,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode == 0:
-                return target.read_text(encoding="utf-8")
-            errors.append(proc.stderr.strip())
-        raise Rejected(f"the diff does not apply to train.py: {errors[-1] or errors[0]}")
+    """Apply a unified diff to train.py; `Rejected` if a hunk's lines are not found.
+
+    Hunks are located by their content (context and removed lines), not by the line
+    numbers in `@@` headers, which language models often get wrong; a hunk whose old
+    lines occur more than once is placed at the occurrence nearest its stated line.
+    """
+    lines = source.splitlines()
+    hunks = _hunks(diff)
+    if not hunks:
+        raise Rejected("the diff has no hunks")
+    offset = 0
+    for number, (stated, old, new) in enumerate(hunks, start=1):
+        if not old:
+            raise Rejected(f"hunk {number} has no context or removed lines to anchor it")
+        starts = [i for i in range(len(lines) - len(old) + 1) if lines[i : i + len(old)] == old]
+        if not starts:
+            raise Rejected(f"the diff does not apply to train.py: hunk {number} not found")
+        at = min(starts, key=lambda i: abs(i - (stated - 1 + offset)))
+        lines[at : at + len(old)] = new
+        offset += len(new) - len(old)
+    return "\n".join(lines) + "\n"
+
+
+def _hunks(diff: str) -> list[tuple[int, list[str], list[str]]]:
+    hunks: list[tuple[int, list[str], list[str]]] = []
+    current: tuple[int, list[str], list[str]] | None = None
+    for line in diff.splitlines():
+        if line.startswith("@@"):
+            m = re.match(r"@@ -(\d+)", line)
+            current = (int(m.group(1)) if m else 1, [], [])
+            hunks.append(current)
+        elif current is None or line.startswith(("--- ", "+++ ", "diff --git", "index ")):
+            continue
+        elif line.startswith("-"):
+            current[1].append(line[1:])
+        elif line.startswith("+"):
+            current[2].append(line[1:])
+        elif line.startswith(" ") or line == "":
+            current[1].append(line[1:])
+            current[2].append(line[1:])
+        # "\ No newline at end of file" and other markers are ignored
+    return hunks
 
 
 def parse_answer(text: str, source: str) -> tuple[str, str]:
