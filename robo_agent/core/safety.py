@@ -28,7 +28,8 @@ from robo_agent.core.tools import ToolError
 
 MIN_DURATION = 0.2  # s; shortest motion we send, so a controller always gets a ramp
 QUINTIC_PEAK_SPEED = 1.875  # peak of d/dtau of 10t^3 - 15t^4 + 6t^5 (at tau = 0.5)
-PATH_SAMPLES = 16  # end-effector checks along each joint-space path
+PATH_RESOLUTION = 0.05  # rad of the largest joint change between end-effector checks
+MAX_PATH_SAMPLES = 64
 
 ForwardKinematics = Callable[[np.ndarray], np.ndarray]  # q -> ee position (3,), base frame
 
@@ -258,7 +259,11 @@ class SafetyEnvelope:
             duration = t_min
         plan = JointPlan(tool, q_now, q_goal, float(duration), tuple(notes), ee_goal)
         if self.fk is not None:
-            for s in np.linspace(0.0, 1.0, PATH_SAMPLES):
+            # Check the end effector every PATH_RESOLUTION rad along the joint-space path
+            # (a few cm of end-effector travel), so small moves stay cheap. The start is
+            # not checked: a robot that ended up in a forbidden zone may move out of it.
+            n = int(np.clip(np.ceil(step[worst] / PATH_RESOLUTION), 1, MAX_PATH_SAMPLES))
+            for s in np.linspace(0.0, 1.0, n + 1)[1:]:
                 q = q_now + s * (q_goal - q_now)
                 what = "end-effector goal" if s == 1.0 else f"end-effector path (at {s:.0%})"
                 self.check_ee_point(tool, self.fk(q), what)

@@ -6,6 +6,7 @@ them as parameters too.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
@@ -61,9 +62,10 @@ def trajectory_msg(
     msg.joint_names = list(joint_names)
     for t, q, qd in points:
         pt = JointTrajectoryPoint()
-        pt.positions = [float(v) for v in q]
+        # array('d') is rclpy's fast path for float64[] fields (no per-element checks).
+        pt.positions = array("d", np.asarray(q, dtype=np.float64).tobytes())
         if qd is not None:
-            pt.velocities = [float(v) for v in qd]
+            pt.velocities = array("d", np.asarray(qd, dtype=np.float64).tobytes())
         pt.time_from_start = duration_msg(t)
         msg.points.append(pt)
     return msg

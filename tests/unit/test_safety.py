@@ -231,3 +231,12 @@ def test_audit_file_has_every_decision(env) -> None:
 def test_quintic_profile() -> None:
     s, ds = quintic(np.array([0.0, 0.5, 1.0]))
     assert np.allclose(s, [0, 0.5, 1]) and ds[1] == pytest.approx(1.875)
+
+
+def test_moving_out_of_a_keep_out_zone_is_allowed(env) -> None:
+    inside = HOME.copy()
+    inside[0], inside[1] = -1.5, HOME[1] - 0.7  # fake FK (0.1, 0, 0.25): in the base column
+    plan = env.plan_joint_motion("move_joints", inside, HOME)
+    assert np.allclose(plan.q_goal, HOME)
+    with pytest.raises(ToolError, match="keep-out"):
+        env.plan_joint_motion("move_joints", HOME, inside)
