@@ -12,6 +12,7 @@ Bad input (unknown body/joint/link names, wrong-shaped or non-finite arrays) rai
 
 from __future__ import annotations
 
+import ctypes
 import os
 import pkgutil
 import sys
@@ -22,8 +23,35 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import pybullet as p
-import pybullet_data
+
+
+def _import_pybullet_quietly() -> Any:
+    """Import pybullet without its "pybullet build time" banner (a C-level write to stderr)
+    on every command that touches the sim. Only the import is silenced."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr file descriptor: nothing to protect
+        import pybullet
+
+        return pybullet
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import pybullet
+
+            try:  # flush C stdio buffers while they still point at /dev/null
+                ctypes.CDLL(None).fflush(None)
+            except (OSError, AttributeError):
+                pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return pybullet
+
+
+p = _import_pybullet_quietly()
+import pybullet_data  # noqa: E402
 
 DATA_PATH = pybullet_data.getDataPath()
 #: Set to "0" to never load the EGL renderer plugin (TinyRenderer is used instead).

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-from robo_agent.sim.tasks import task_class
 
 NAMESPACE = "robo_agent"
 ROBOT_DISPLAY = {"panda": "Panda", "iiwa": "Iiwa", "xarm6": "XArm6"}
@@ -28,14 +27,25 @@ TASK_ROBOTS: dict[str, list[str]] = {
     "push": ["panda"],
     "pick_and_place": ["panda"],
 }
+#: episode length of each task (its TimeLimit); joint-space Push/PickAndPlace need more
+MAX_EPISODE_STEPS = {"reach": 50, "push": 100, "pick_and_place": 100}
 ENTRY_POINT = "robo_agent.sim.env:RoboAgentEnv"
 #: `gymnasium.make_vec(id, num_envs)` builds a SimVectorEnv (worker processes, shared memory)
 VECTOR_ENTRY_POINT = "robo_agent.sim.vector:SimVectorEnv"
 
 
+def canonical_task(name: str) -> str:
+    """"reach", "push" or "pick_and_place" for a task name (case/dash-insensitive)."""
+    key = str(name).lower().replace("-", "_")
+    key = {"pickandplace": "pick_and_place", "pick_place": "pick_and_place"}.get(key, key)
+    if key not in TASK_DISPLAY:
+        raise ValueError(f"unknown task '{name}' (known: {', '.join(TASK_DISPLAY)})")
+    return key
+
+
 def env_id(robot: str, task: str) -> str:
     """Gymnasium id for a robot/task pair, e.g. ("panda", "reach") -> robo_agent/PandaReach-v0."""
-    t = task_class(task).name
+    t = canonical_task(task)
     r = ROBOT_DISPLAY.get(robot, robot[:1].upper() + robot[1:])
     return f"{NAMESPACE}/{r}{TASK_DISPLAY[t]}-v0"
 
@@ -46,7 +56,7 @@ ENV_IDS: list[str] = [env_id(r, t) for t, robots in TASK_ROBOTS.items() for r in
 def register_envs() -> None:
     """Register every id in `ENV_IDS` (idempotent)."""
     for task, robots in TASK_ROBOTS.items():
-        steps = task_class(task).max_episode_steps
+        steps = MAX_EPISODE_STEPS[task]
         for robot in robots:
             eid = env_id(robot, task)
             if eid not in gym.registry:
@@ -67,5 +77,5 @@ def make_env(robot: str, task: str, **kwargs: Any) -> gym.Env:
     from gymnasium.wrappers import OrderEnforcing, TimeLimit
     from robo_agent.sim.env import RoboAgentEnv
 
-    max_steps = kwargs.pop("max_episode_steps", task_class(task).max_episode_steps)
+    max_steps = kwargs.pop("max_episode_steps", MAX_EPISODE_STEPS[canonical_task(task)])
     return TimeLimit(OrderEnforcing(RoboAgentEnv(robot=robot, task=task, **kwargs)), max_steps)

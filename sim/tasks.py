@@ -18,34 +18,12 @@ from typing import ClassVar
 
 import numpy as np
 from robo_agent.sim.facade import PyBullet
+from robo_agent.sim.registry import MAX_EPISODE_STEPS, canonical_task
+from robo_agent.sim.rewards import DISTANCE_THRESHOLD, compute_reward, goal_distance
 from robo_agent.sim.robot import SimRobot
 
-DISTANCE_THRESHOLD = 0.05  # m: success radius, as in panda-gym and Fetch
 OBJECT_HALF = 0.02  # m: half edge of the cube in Push and PickAndPlace
 WORKSPACE_CENTER = np.array([0.45, 0.0, 0.0])
-
-
-def goal_distance(achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
-    """Euclidean distance along the last axis (batched)."""
-    return np.linalg.norm(np.asarray(achieved) - np.asarray(desired), axis=-1)
-
-
-def compute_reward(
-    achieved_goal: np.ndarray, desired_goal: np.ndarray, reward_type: str = "sparse",
-    distance_threshold: float = DISTANCE_THRESHOLD,
-) -> np.ndarray | np.float32:
-    """Reward for (batches of) goals, usable for HER relabelling without an env.
-
-    sparse: 0 when within `distance_threshold`, else -1; dense: minus the distance.
-    """
-    d = goal_distance(achieved_goal, desired_goal)
-    if reward_type == "sparse":
-        r = -(d > distance_threshold).astype(np.float32)
-    elif reward_type == "dense":
-        r = -d.astype(np.float32)
-    else:
-        raise ValueError(f"reward_type must be 'sparse' or 'dense', got {reward_type!r}")
-    return r if r.ndim else np.float32(r)
 
 
 class Task:
@@ -115,7 +93,7 @@ class Reach(Task):
     """Move the end effector to a goal point in a 0.3 m cube above the table."""
 
     name = "reach"
-    max_episode_steps = 50
+    max_episode_steps = MAX_EPISODE_STEPS["reach"]
     goal_low = WORKSPACE_CENTER + np.array([-0.15, -0.15, 0.05])
     goal_high = WORKSPACE_CENTER + np.array([0.15, 0.15, 0.35])
 
@@ -130,7 +108,7 @@ class _ObjectTask(Task):
     """A 4 cm cube on the table; the achieved goal is the cube's position."""
 
     has_object = True
-    max_episode_steps = 100
+    max_episode_steps = MAX_EPISODE_STEPS["push"]
     object_mass = 0.2  # kg
     object_friction = 1.0
     object_layout: ClassVar[list[tuple[str, int]]] = [
@@ -199,8 +177,4 @@ TASKS: dict[str, type[Task]] = {t.name: t for t in (Reach, Push, PickAndPlace)}
 
 def task_class(name: str) -> type[Task]:
     """The task class for `name` ("reach", "push", "pick_and_place"; case/dash-insensitive)."""
-    key = str(name).lower().replace("-", "_")
-    key = {"pickandplace": "pick_and_place", "pick_place": "pick_and_place"}.get(key, key)
-    if key not in TASKS:
-        raise ValueError(f"unknown task '{name}' (known: {', '.join(TASKS)})")
-    return TASKS[key]
+    return TASKS[canonical_task(name)]
