@@ -211,16 +211,18 @@ class SafetyEnvelope:
                               "finite")
         return q
 
-    def check_ee_point(self, tool: str, p: np.ndarray, what: str = "end-effector target") -> None:
-        """Refuse a point outside the workspace box or inside a keep-out box."""
+    def check_ee_point(self, tool: str, p: np.ndarray, what: str = "end-effector target",
+                       exempt: set[str] | None = None, outside_ok: bool = False) -> None:
+        """Refuse a point outside the workspace box or inside a keep-out box (except the
+        zones a path is still leaving: `exempt` keep-out names, `outside_ok` workspace)."""
         p = np.asarray(p, dtype=np.float64)
         ws = self.limits.workspace
-        if not ws.contains(p):
+        if not outside_ok and not ws.contains(p):
             raise self.refuse(tool, "refused", f"{what} {np.round(p, 3).tolist()} m is outside "
                               f"the workspace box min {list(ws.min)} max {list(ws.max)}",
                               "workspace", point=p)
         for box in self.limits.keep_out:
-            if box.contains(p):
+            if box.contains(p) and box.name not in (exempt or ()):
                 raise self.refuse(tool, "refused", f"{what} {np.round(p, 3).tolist()} m is inside "
                                   f"keep-out box '{box.name}' (min {list(box.min)}, max "
                                   f"{list(box.max)})", f"keep_out.{box.name}", point=p)
@@ -260,13 +262,20 @@ class SafetyEnvelope:
         plan = JointPlan(tool, q_now, q_goal, float(duration), tuple(notes), ee_goal)
         if self.fk is not None:
             # Check the end effector every PATH_RESOLUTION rad along the joint-space path
-            # (a few cm of end-effector travel), so small moves stay cheap. The start is
-            # not checked: a robot that ended up in a forbidden zone may move out of it.
+            # (a few cm of end-effector travel), so small moves stay cheap. A robot that
+            # ended up in a forbidden zone may leave it: the path is exempt from a zone
+            # only until it first leaves it, never on the way in.
+            start = self.fk(q_now)
+            escaping = {b.name for b in self.limits.keep_out if b.contains(start)}
+            outside = not self.limits.workspace.contains(start)
             n = int(np.clip(np.ceil(step[worst] / PATH_RESOLUTION), 1, MAX_PATH_SAMPLES))
             for s in np.linspace(0.0, 1.0, n + 1)[1:]:
-                q = q_now + s * (q_goal - q_now)
+                p = self.fk(q_now + s * (q_goal - q_now))
+                escaping = {b.name for b in self.limits.keep_out
+                            if b.name in escaping and b.contains(p)}
+                outside = outside and not self.limits.workspace.contains(p)
                 what = "end-effector goal" if s == 1.0 else f"end-effector path (at {s:.0%})"
-                self.check_ee_point(tool, self.fk(q), what)
+                self.check_ee_point(tool, p, what, exempt=escaping, outside_ok=outside)
         self.audit.record(tool, "clipped" if notes else "allowed",
                           "; ".join(notes) or "within all limits",
                           "joint_margin/velocity_scale" if notes else None,
