@@ -14,6 +14,25 @@ from typing import Any
 TOKEN_ENV = "ROBO_AGENT_MCP_TOKEN"
 
 
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port (1-65535): {text!r}")
+    return int(text)
+
+
 def _add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="panda", help="robot description name or YAML path")
     p.add_argument("--safety", metavar="FILE", help="safety policy YAML (default: config/safety)")
@@ -26,7 +45,7 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--wait",
-        type=float,
+        type=_positive(float),
         default=5.0,
         metavar="S",
         help="seconds to wait at start for the robot's /joint_states (5)",
@@ -43,14 +62,19 @@ def _make_executor(args: argparse.Namespace) -> Any:
             "or source a ROS 2 installation"
         ) from None
     from robo_agent.agent.session import wait_for_robot
+    from robo_agent.core.safety_policy import SafetyPolicyError
 
-    executor = RosToolExecutor(
-        robot=args.robot,
-        safety_policy=args.safety,
-        audit_log=args.audit_log,
-        dry_run=args.dry_run,
-        node_name=args.node_name,
-    )
+    try:
+        executor = RosToolExecutor(
+            robot=args.robot,
+            safety_policy=args.safety,
+            audit_log=args.audit_log,
+            dry_run=args.dry_run,
+            node_name=args.node_name,
+        )
+    except SafetyPolicyError as err:
+        print(f"robo-agent {args.command}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     state = wait_for_robot(executor, timeout=args.wait)
     if not state.ok:
         print(
@@ -68,6 +92,7 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
     import anyio
 
     from robo_agent.agent.mcp_server import BindRefused, build_server, check_bind, serve_http
+    from robo_agent.core.robot_spec import load_robot
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if args.transport == "http":
@@ -76,9 +101,10 @@ def _cmd_mcp(args: argparse.Namespace) -> int:
         except BindRefused as err:
             print(f"robo-agent mcp: {err}", file=sys.stderr)
             return 2
-    elif token:
+    elif token and args.token:
         print("robo-agent mcp: --token applies to --transport http only", file=sys.stderr)
         return 2
+    load_robot(args.robot)  # a clear error for an unknown robot before ROS starts
     executor = _make_executor(args)
     try:
         server = build_server(executor, robot=args.robot)
@@ -162,6 +188,12 @@ def _answer(agent: Any, text: str) -> int:
     except AgentError as err:
         print(f"robo-agent chat: {err}", file=sys.stderr)
         return 3
+    from robo_agent.agent.llm import LLMAgent
+    from robo_agent.agent.session import summarize
+
+    if isinstance(agent, LLMAgent):  # the human sees what was measured, not only the LLM's words
+        for result in reply.results:
+            print(f"  [{summarize(result)}]")
     print(reply.text)
     return 0 if reply.ok else 1
 
@@ -177,7 +209,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _add_executor_args(mcp)
     mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio")
     mcp.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default loopback)")
-    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    mcp.add_argument("--port", type=_port, default=8765, help="HTTP port (default 8765)")
     mcp.add_argument(
         "--token",
         help=f"bearer token required on every HTTP request (or set {TOKEN_ENV}); "
@@ -201,6 +233,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chat.add_argument("--yes", action="store_true", help="approve held plans without asking")
     chat.add_argument("--once", metavar="TEXT", help="run one command, print the reply, exit")
     chat.add_argument("--offline", action="store_true", help="use the grammar even with an LLM")
-    chat.add_argument("--max-rounds", type=int, default=8, help="LLM requests per command (8)")
-    chat.add_argument("--timeout", type=float, default=60.0, help="LLM request timeout, s (60)")
+    chat.add_argument(
+        "--max-rounds", type=_positive(int), default=8, help="LLM requests per command (8)"
+    )
+    chat.add_argument(
+        "--timeout", type=_positive(float), default=60.0, help="LLM request timeout, s (60)"
+    )
     chat.set_defaults(func=_cmd_chat, node_name="robo_agent_chat")
