@@ -95,7 +95,7 @@ def execute_with_confirmation(
         tool=name,
         ok=False,
         error="refused",
-        message=f"the operator did not approve the {name} plan; nothing moved",
+        message=f"the operator has not approved the {name} plan; nothing moved",
         data={"plan_id": plan_id, "preview": result.data.get("preview")},
     )
 

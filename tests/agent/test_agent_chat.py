@@ -147,7 +147,7 @@ def test_confirmation_is_asked_of_the_human_not_the_llm(
     assert len(asked) == 2
     assert asked[0].error == "needs_confirmation" and "preview" in asked[0].data
     declined, self_confirm, approved = reply.results
-    assert declined.error == "refused" and "did not approve" in declined.message
+    assert declined.error == "refused" and "has not approved" in declined.message
     assert self_confirm.tool == "confirm_plan" and self_confirm.error == "refused"
     assert "reserved for the human" in self_confirm.message
     assert approved.ok and approved.tool == "move_joints"
@@ -227,7 +227,7 @@ def test_chat_cli_without_terminal_or_yes_does_not_move(
     # No --base-url and no OPENAI_API_KEY: the offline grammar parses the command.
     out = _chat(ros_env, tmp_path / "audit.jsonl", "--once", "move 3 cm left")
     assert out.returncode == 1
-    assert "not executing (pass --yes" in out.stdout and "did not approve" in out.stdout
+    assert "not executing (pass --yes" in out.stdout and "has not approved" in out.stdout
     assert np.allclose(sim_robot.positions(), q0, atol=0.01)
 
 

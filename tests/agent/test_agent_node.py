@@ -75,12 +75,15 @@ class CommandClient:
         self.context.try_shutdown()
 
 
-@pytest.fixture
-def agent_node(sim_robot: Any, ros_env: dict[str, str], tmp_path: Path) -> Iterator[CommandClient]:
+def start_agent_node(
+    ros_env: dict[str, str], tmp_path: Path, *params: str
+) -> Iterator[CommandClient]:
     log = open(tmp_path / "agent_node.log", "w")
+    args = ["-p", "robot:=panda", "-p", f"audit_log:={tmp_path / 'audit.jsonl'}"]
+    for param in params:
+        args += ["-p", param]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "robo_agent.ros.agent_node", "--ros-args",
-         "-p", "robot:=panda", "-p", f"audit_log:={tmp_path / 'audit.jsonl'}"],
+        [sys.executable, "-m", "robo_agent.ros.agent_node", "--ros-args", *args],
         env=ros_env, stdout=log, stderr=subprocess.STDOUT,
     )
     client = CommandClient()
@@ -100,6 +103,12 @@ def agent_node(sim_robot: Any, ros_env: dict[str, str], tmp_path: Path) -> Itera
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def agent_node(sim_robot: Any, ros_env: dict[str, str], tmp_path: Path) -> Iterator[CommandClient]:
+    """The node with the offline grammar (no LLM configured) and the default policy."""
+    yield from start_agent_node(ros_env, tmp_path)
 
 
 def test_commands_confirmation_and_replies_over_topics(
@@ -131,3 +140,32 @@ def test_commands_confirmation_and_replies_over_topics(
 
     stop = agent_node.ask("stop")
     assert stop["ok"] and stop["results"][0]["tool"] == "stop"
+
+
+def test_llm_mode_the_human_confirms_on_the_topic(
+    sim_robot: Any, ros_env: dict[str, str], tmp_path: Path, scripted_llm: Any
+) -> None:
+    q0 = sim_robot.positions()
+    target = float(q0[0] + 0.2)
+    scripted_llm.script = [
+        {"tool_calls": [("move_joints", {"joints": {"panda_joint1": target}})]},
+        {"content": "The move is waiting for your approval."},
+    ]
+    nodes = start_agent_node(ros_env, tmp_path, f"base_url:={scripted_llm.url}", "model:=m")
+    client = next(nodes)
+    try:
+        held = client.ask("turn the base a little to the left")
+        assert "The move is waiting for your approval." in held["text"]
+        assert "Held for confirmation" in held["text"] and not held["ok"]
+        assert held["results"][0]["error"] == "refused"
+        assert sim_robot.positions()[0] == pytest.approx(q0[0], abs=0.01)
+        # The LLM was told the operator has not approved: it never saw a way to approve.
+        told = [m for m in scripted_llm.requests[-1]["messages"] if m["role"] == "tool"]
+        assert "has not approved" in told[-1]["content"]
+
+        done = client.ask("confirm")
+        assert done["ok"], done["text"]
+        assert sim_robot.positions()[0] == pytest.approx(target, abs=0.03)
+        assert len(scripted_llm.requests) == 2  # confirming did not involve the LLM
+    finally:
+        nodes.close()
