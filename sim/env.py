@@ -12,7 +12,24 @@ clipped to the joint limits. The gripper width target moves by
 Observations are a dict: `observation` (flat float32 vector laid out as
 `observation_layout`), `achieved_goal` and `desired_goal` (3-D positions in the robot's
 base frame). `compute_reward` is vectorised for HER; `info["is_success"]` is set.
-Deployment rebuilds the same vector from ROS topics with `deployment_spec()`.
+
+`env.unwrapped.observation_layout` lists (name, size) in order; a policy runner rebuilds
+each entry on a real robot from ROS topics (REP-103 units, robot base frame):
+
+| name                    | size | unit  | on the robot                                   |
+|-------------------------|------|-------|------------------------------------------------|
+| joint_positions         | dof  | rad   | /joint_states position, in `joint_names` order |
+| joint_velocities        | dof  | rad/s | /joint_states velocity                         |
+| ee_position             | 3    | m     | forward kinematics of joint_positions          |
+| ee_velocity             | 3    | m/s   | Jacobian x joint velocities (or FK difference) |
+| gripper_width           | 1    | m     | finger joints (PickAndPlace only)              |
+| object_position         | 3    | m     | perception (Push, PickAndPlace)                |
+| object_orientation      | 4    | xyzw  | perception                                     |
+| object_velocity         | 3    | m/s   | perception                                     |
+| object_angular_velocity | 3    | rad/s | perception                                     |
+
+`action_layout` is [("joint_position_delta", dof)] (+ ("gripper_width_delta", 1)), and
+`deployment_spec()` gives the rest (joint order, control_dt, joint_delta_scale, rule).
 """
 
 from __future__ import annotations
@@ -83,6 +100,10 @@ class RoboAgentEnv(gym.Env):
             )
         if not (np.isfinite(action_scale) and action_scale > 0):
             raise ValueError(f"action_scale must be > 0, got {action_scale!r}")
+        if not (np.isfinite(distance_threshold) and distance_threshold > 0):
+            raise ValueError(f"distance_threshold must be > 0 m, got {distance_threshold!r}")
+        if int(width) < 1 or int(height) < 1:
+            raise ValueError(f"image size must be positive, got {width}x{height}")
         spec = robot if isinstance(robot, RobotSpec) else load_robot(robot)
         task_cls = task_class(task)
         if domain_randomization and randomization is None:
