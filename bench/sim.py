@@ -294,6 +294,40 @@ def bench_memory(n_envs: int = 8) -> dict[str, Any]:
             "vector_envs_per_worker": 4}
 
 
+def plot(res: dict[str, Any], path: str) -> None:
+    """Bar charts of the measured figures (matplotlib, headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    if "overhead" in res:
+        o = res["overhead"]
+        panels.append(("physics steps/s (same motion)", {
+            "raw stepSimulation": o["raw_same_motion"],
+            "env x substeps": o["env_steps"] * SUBSTEPS}))
+    if res.get("panda_gym"):
+        g = res["panda_gym"]
+        panels.append(("env steps/s, PandaReach", {
+            "robo_agent": g["ours"], "panda-gym": g["panda_gym"]}))
+    if "vector" in res:
+        v = res["vector"]
+        n = v["workers"]
+        panels.append((f"vector steps/s ({v['envs_per_worker']} envs/worker)", {
+            "1 worker": v["vector_1_worker"], f"{n} workers": v["vector_n_workers"],
+            f"{n} indep. procs": v["independent_n"], f"Async {n} envs": v["async_vector_env_n"]}))
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5))
+    for ax, (title, bars) in zip(np.atleast_1d(axes), panels, strict=True):
+        ax.bar(list(bars), list(bars.values()), color="tab:blue")
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="per measurement")
@@ -301,6 +335,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--envs-per-worker", type=int, default=4)
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--plot", help="also draw the figures into this PNG")
     ap.add_argument("--skip", nargs="*", default=[],
                     choices=["overhead", "panda_gym", "vector", "memory"])
     args = ap.parse_args()
@@ -359,6 +394,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)
+    if args.plot:
+        plot(res, args.plot)
 
 
 if __name__ == "__main__":
