@@ -63,7 +63,7 @@ def main() -> int:
     sim = subprocess.Popen([sys.executable, "-m", "robo_agent.ros.sim_robot", "--ros-args",
                             "-p", "robot:=panda"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    probe = JointStateProbe(panda.joint_names)
+    probe = JointStateProbe(panda.joint_names, int(os.environ["ROS_DOMAIN_ID"]))
     results: dict[str, dict[str, float]] = {}
     try:
         probe.positions()

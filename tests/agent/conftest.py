@@ -135,13 +135,17 @@ def scripted_llm() -> Iterator[ScriptedLLM]:
 
 @pytest.fixture(scope="session")
 def ros_env() -> Iterator[dict[str, str]]:
-    """A random DDS domain for this test session, set here and inherited by every child.
+    """A random DDS domain (1..100) for this test session, with localhost-only discovery.
 
     Concurrent test runs (other engineers, CI jobs) on this machine then never cross-talk.
+    The environment returned is given to every child process, and the domain id is passed
+    explicitly to every in-process rclpy context (other fixtures may touch os.environ).
     """
     pytest.importorskip("rclpy")
     saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 100))
+    taken = os.environ.get("ROS_DOMAIN_ID", "")  # e.g. set by the ros tests' fixture
+    domain = random.choice([d for d in range(1, 101) if str(d) != taken])
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env = dict(os.environ)
     env.pop("OPENAI_API_KEY", None)  # never reach a real LLM from tests
@@ -159,14 +163,14 @@ def ros_env() -> Iterator[dict[str, str]]:
 class JointStateProbe:
     """Subscribes /joint_states in its own rclpy context; reads what the arm really did."""
 
-    def __init__(self, joint_names: list[str]) -> None:
+    def __init__(self, joint_names: list[str], domain_id: int) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import JointState
 
         self.joint_names = joint_names
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+        rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node("agent_test_probe", context=self.context)
         self._latest: dict[str, float] = {}
         self._stamp = 0.0
@@ -211,13 +215,14 @@ class JointStateProbe:
         self.context.try_shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sim_robot(
     ros_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JointStateProbe]:
     """The `sim_robot` node (PyBullet arm speaking ros2_control topics) as its own process.
 
-    Yields a probe on its /joint_states. Shared by every agent test in the session.
+    Yields a probe on its /joint_states. Module scope: it starts in well under a second,
+    and is never left running while other test folders start their own robots.
     """
     pytest.importorskip("robo_agent.ros.sim_robot")
     from robo_agent.core.robot_spec import load_robot
@@ -231,7 +236,7 @@ def sim_robot(
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-    probe = JointStateProbe(load_robot("panda").joint_names)
+    probe = JointStateProbe(load_robot("panda").joint_names, int(ros_env["ROS_DOMAIN_ID"]))
     try:
         try:
             probe.positions()

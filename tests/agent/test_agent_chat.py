@@ -29,26 +29,32 @@ TOLERANCE = 0.03  # rad; the safety policy reports "reached" within 0.02
 
 
 @pytest.fixture(scope="module")
-def unattended(sim_robot: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def unattended(
+    sim_robot: Any, ros_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """An executor whose policy needs no confirmation (config/safety/unattended.yaml)."""
     from robo_agent.ros.tool_executor import RosToolExecutor
 
     executor = RosToolExecutor("panda", safety_policy=safety_dir() / "unattended.yaml",
                                audit_log=tmp_path_factory.mktemp("audit") / "unattended.jsonl",
-                               node_name="agent_test_unattended")
+                               node_name="agent_test_unattended",
+                               domain_id=int(ros_env["ROS_DOMAIN_ID"]))
     assert wait_for_robot(executor).ok
     yield executor
     executor.close()
 
 
 @pytest.fixture(scope="module")
-def attended(sim_robot: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def attended(
+    sim_robot: Any, ros_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """An executor with the default policy: every motion is held for confirmation."""
     from robo_agent.ros.tool_executor import RosToolExecutor
 
     executor = RosToolExecutor("panda", safety_policy=safety_dir() / "default.yaml",
                                audit_log=tmp_path_factory.mktemp("audit") / "attended.jsonl",
-                               node_name="agent_test_attended")
+                               node_name="agent_test_attended",
+                               domain_id=int(ros_env["ROS_DOMAIN_ID"]))
     assert wait_for_robot(executor).ok
     yield executor
     executor.close()

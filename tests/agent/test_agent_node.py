@@ -7,7 +7,6 @@ confirmation arrives as a "confirm" command on the same topic.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -29,14 +28,14 @@ PANDA = load_robot("panda")
 class CommandClient:
     """Publishes commands and collects replies, in its own rclpy context."""
 
-    def __init__(self) -> None:
+    def __init__(self, domain_id: int) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
 
         self.String = String
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=int(os.environ["ROS_DOMAIN_ID"]))
+        rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node("agent_test_commander", context=self.context)
         self.pub = self.node.create_publisher(String, "/robo_agent/command", 10)
         self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -86,7 +85,7 @@ def start_agent_node(
         [sys.executable, "-m", "robo_agent.ros.agent_node", "--ros-args", *args],
         env=ros_env, stdout=log, stderr=subprocess.STDOUT,
     )
-    client = CommandClient()
+    client = CommandClient(int(ros_env["ROS_DOMAIN_ID"]))
     try:
         try:
             client.wait_for_agent(proc)
