@@ -232,9 +232,9 @@ class RoboAgentEnv(gym.Env):
                 f"action must have shape ({self._n_act},) for {self.robot_name} {self.task_name} "
                 f"(layout {self.action_layout}), got {a.shape}"
             )
-        if not np.all(np.isfinite(a)):
+        if not np.isfinite(a).all():
             raise ValueError(f"action contains NaN or inf: {a.tolist()}")
-        return np.clip(a, -1.0, 1.0)
+        return np.minimum(np.maximum(a, -1.0), 1.0)
 
     def step(self, action: Any):
         if self._needs_reset:
@@ -245,7 +245,8 @@ class RoboAgentEnv(gym.Env):
             a = self._pending.popleft()
         targets = self._targets
         targets += a[: self._dof] * self.joint_delta_scale
-        np.clip(targets, self.robot.lower, self.robot.upper, out=targets)
+        np.maximum(targets, self.robot.lower, out=targets)
+        np.minimum(targets, self.robot.upper, out=targets)
         if self._n_act > self._dof and self._gripper is not None:
             g = self._gripper + float(a[self._dof]) * self.gripper_delta_scale
             self._gripper = min(max(g, 0.0), self.robot.spec.gripper.max_width)
@@ -290,7 +291,7 @@ class RoboAgentEnv(gym.Env):
         return g.max_width if fixed is None else fixed
 
     def _observe(self) -> dict[str, np.ndarray]:
-        q, qd, width = self.robot.read_state()
+        q, qd, width = self.robot.read_state(with_gripper=self._has_gripper_obs)
         ee_pos, _, ee_vel = self.robot.ee_state()
         parts = [q, qd, ee_pos, ee_vel]
         if self._has_gripper_obs:

@@ -143,11 +143,11 @@ class SimRobot:
     def gripper_target(self) -> float | None:
         return self._gripper_target
 
-    def read_state(self) -> tuple[np.ndarray, np.ndarray, float | None]:
+    def read_state(self, with_gripper: bool = True) -> tuple[np.ndarray, np.ndarray, float | None]:
         """Arm positions, arm velocities and gripper width from one PyBullet call."""
         q, qd = self.sim.get_joint_states(self.body, self._all_joints)
         g = self.spec.gripper
-        width = g.width(q[self.dof :]) if g is not None else None
+        width = g.width(q[self.dof :]) if g is not None and with_gripper else None
         return q[: self.dof], qd[: self.dof], width
 
     def joint_positions(self) -> np.ndarray:
