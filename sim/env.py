@@ -205,7 +205,10 @@ class RoboAgentEnv(gym.Env):
         self.sim.perform_collision_detection()
         self.sim.restore_state(self._initial_state)
         rng = self.np_random
-        self._apply_randomization(rng)
+        # A child stream for physics randomisation, latency and observation noise, so the
+        # goals drawn for a seed do not depend on which randomisation options are on.
+        self._noise_rng = np.random.default_rng(int(rng.integers(2**63)))
+        self._apply_randomization(self._noise_rng)
         self.robot.reset(gripper_width=self._start_gripper_width())
         self.task.reset(rng)
         self._goal32 = self.task.goal.astype(np.float32)
@@ -214,7 +217,7 @@ class RoboAgentEnv(gym.Env):
         self.sim.perform_collision_detection()
         self._targets = self.robot.spec.home_array.copy()
         self._gripper = self.robot.gripper_target
-        self._latency = int(rng.integers(0, self.randomization.action_latency + 1))
+        self._latency = int(self._noise_rng.integers(0, self.randomization.action_latency + 1))
         self._pending = deque(np.zeros(self._n_act) for _ in range(self._latency))
         self._needs_reset = False
         obs = self._observe()
@@ -301,7 +304,7 @@ class RoboAgentEnv(gym.Env):
         vec = np.concatenate(parts).astype(np.float32)
         noise = self.randomization.observation_noise
         if noise:
-            vec += self.np_random.normal(0.0, noise, vec.shape).astype(np.float32)
+            vec += self._noise_rng.normal(0.0, noise, vec.shape).astype(np.float32)
         return {
             "observation": vec,
             "achieved_goal": self.task.achieved_goal(ee_pos).astype(np.float32),
@@ -309,32 +312,37 @@ class RoboAgentEnv(gym.Env):
         }
 
     def _record_nominal_dynamics(self) -> None:
-        body, sim = self.robot.body, self.sim
-        self._nominal_link_mass = [sim.get_dynamics(body, int(j))["mass"]
-                                   for j in self.robot.joints]
-        self._nominal_damping = [sim.get_dynamics(body, int(j))["jointDamping"]
-                                 for j in self.robot.joints]
+        sim, body = self.sim, self.robot.body
+        self._nominal_links = [sim.get_dynamics(body, int(j)) for j in self.robot.joints]
         self._finger_friction = [sim.get_dynamics(body, int(j))["lateralFriction"]
                                  for j in self.robot.gripper_joints]
+        self._nominal_object = (sim.get_dynamics("object", -1) if self.task.has_object
+                                else None)
 
     def _apply_randomization(self, rng: np.random.Generator) -> None:
-        """Sample this episode's physics (restore_state does not reset dynamics, we do)."""
+        """Sample this episode's physics around the nominal values (restore_state does not
+        reset dynamics). Options left off are never touched, so they stay nominal."""
         r, sim, body, nominal = self.randomization, self.sim, self.robot.body, self.task.nominal
-        if not r.enabled:
-            return
-        f = rng.uniform(*r.friction) if r.friction else 1.0
-        sim.set_dynamics("table", -1, lateralFriction=nominal["table_friction"] * f)
-        for j, mu in zip(self.robot.gripper_joints, self._finger_friction, strict=True):
-            sim.set_dynamics(body, int(j), lateralFriction=mu * f)
-        if self.task.has_object:
-            m = rng.uniform(*r.object_mass) if r.object_mass else 1.0
-            sim.set_dynamics("object", -1, lateralFriction=nominal["object_friction"] * f,
-                             mass=nominal["object_mass"] * m)
-        links = zip(self.robot.joints, self._nominal_link_mass, self._nominal_damping, strict=True)
-        for j, mass, damping0 in links:
-            scale = rng.uniform(*r.link_mass) if r.link_mass else 1.0
-            damping = rng.uniform(*r.joint_damping) if r.joint_damping else damping0
-            sim.set_dynamics(body, int(j), mass=mass * scale, jointDamping=damping)
+        if r.friction:
+            f = rng.uniform(*r.friction)
+            sim.set_dynamics("table", -1, lateralFriction=nominal["table_friction"] * f)
+            for j, mu in zip(self.robot.gripper_joints, self._finger_friction, strict=True):
+                sim.set_dynamics(body, int(j), lateralFriction=mu * f)
+            if self.task.has_object:
+                sim.set_dynamics("object", -1, lateralFriction=nominal["object_friction"] * f)
+        if r.object_mass and self._nominal_object is not None:
+            m = rng.uniform(*r.object_mass)
+            d = self._nominal_object
+            sim.set_dynamics("object", -1, mass=d["mass"] * m,
+                             localInertiaDiagonal=[i * m for i in d["localInertiaDiagonal"]])
+        if r.link_mass:
+            for j, d in zip(self.robot.joints, self._nominal_links, strict=True):
+                m = rng.uniform(*r.link_mass)
+                sim.set_dynamics(body, int(j), mass=d["mass"] * m,
+                                 localInertiaDiagonal=[i * m for i in d["localInertiaDiagonal"]])
+        if r.joint_damping:
+            for j in self.robot.joints:
+                sim.set_dynamics(body, int(j), jointDamping=rng.uniform(*r.joint_damping))
 
     def _sync_real_time(self) -> None:
         now = time.perf_counter()

@@ -597,10 +597,16 @@ class PyBullet:
                 raise ValueError(f"set_dynamics {k}: not finite: {v!r}")
         p.changeDynamics(uid, link, physicsClientId=self._cid, **kwargs)
 
-    def get_dynamics(self, body: str, link: int) -> dict[str, float]:
-        """Mass, lateral friction and joint damping of a link (-1: base)."""
+    def get_dynamics(self, body: str, link: int) -> dict[str, Any]:
+        """Mass, lateral friction, local inertia diagonal and joint damping of a link (-1: base).
+
+        Note for callers of `set_dynamics`: PyBullet recomputes a link's inertia from its
+        collision shape when only `mass` is changed; pass `localInertiaDiagonal` as well
+        to keep the URDF's inertia (scaled).
+        """
         d = p.getDynamicsInfo(self._body(body).uid, link, physicsClientId=self._cid)
-        out = {"mass": d[0], "lateralFriction": d[1]}
+        out: dict[str, Any] = {"mass": d[0], "lateralFriction": d[1],
+                               "localInertiaDiagonal": tuple(d[2])}
         if link >= 0:
             out["jointDamping"] = p.getJointInfo(
                 self._body(body).uid, link, physicsClientId=self._cid

@@ -186,3 +186,30 @@ def test_domain_randomization_shortcut() -> None:
     env.reset(seed=0)
     env.step(env.action_space.sample())
     env.close()
+
+
+def test_observation_noise_leaves_goals_and_rewards_exact() -> None:
+    noisy = RoboAgentEnv("panda", "reach", randomization={"observation_noise": 0.01})
+    clean = RoboAgentEnv("panda", "reach")
+    a = np.full(7, 0.3)
+    on, _ = noisy.reset(seed=4)
+    oc, _ = clean.reset(seed=4)
+    on, rn, *_ = noisy.step(a)
+    oc, rc, *_ = clean.step(a)
+    assert not np.allclose(on["observation"], oc["observation"], atol=1e-4)
+    assert np.abs(on["observation"] - oc["observation"]).max() < 0.1
+    assert np.array_equal(on["achieved_goal"], oc["achieved_goal"]) and rn == rc
+    noisy.close()
+    clean.close()
+
+
+def test_neutral_randomization_changes_neither_goals_nor_physics() -> None:
+    """Ranges of exactly 1x must reproduce the plain env: same goals, same trajectory."""
+    neutral = {"friction": (1.0, 1.0), "object_mass": (1.0, 1.0), "link_mass": (1.0, 1.0)}
+    actions = np.random.default_rng(3).uniform(-1, 1, (10, 7))
+    runs = []
+    for r in (None, neutral):
+        env = RoboAgentEnv("panda", "push", randomization=r)
+        runs.append(_rollout(env, 5, actions))
+        env.close()
+    assert np.allclose(runs[0], runs[1], atol=1e-6)
