@@ -128,11 +128,14 @@ def _worker(
                 conn.send(("ok", None))
             elif cmd == "call":
                 name, args, kwargs = payload
-                results = []
-                for env in envs:
-                    attr = getattr(env, name)
-                    results.append(attr(*args, **kwargs) if callable(attr) else attr)
-                conn.send(("ok", results))
+                try:  # a bad call is the caller's error, not the worker's: keep running
+                    results = []
+                    for env in envs:
+                        attr = getattr(env, name)
+                        results.append(attr(*args, **kwargs) if callable(attr) else attr)
+                    conn.send(("ok", results))
+                except Exception as err:
+                    conn.send(("call_error", f"{type(err).__name__}: {err}"))
             elif cmd == "close":
                 conn.send(("ok", None))
                 return
@@ -159,7 +162,9 @@ class SimVectorEnv(VectorEnv):
         num_workers: worker processes (default: min(num_envs, CPU cores)).
         max_episode_steps: truncation horizon (default: the task's, as registered).
         context: multiprocessing start method (default "forkserver": safe with torch
-            threads in the parent, faster than "spawn" since modules are preloaded).
+            threads in the parent, faster than "spawn" since modules are preloaded). As
+            with "spawn", a script that builds one must guard its entry point with
+            `if __name__ == "__main__":`.
         **env_kwargs: passed to every `RoboAgentEnv` (reward_type, n_substeps, ...).
     """
 
@@ -190,6 +195,7 @@ class SimVectorEnv(VectorEnv):
         self.render_mode = None
         self.closed = False
         self._procs: list[mp.process.BaseProcess] = []
+        self._call_errors: list[str] = []
         self._conns: list[Connection] = []
 
         # Build one env here only to learn the spaces and layouts, then drop it.
@@ -252,6 +258,8 @@ class SimVectorEnv(VectorEnv):
         if status == "error":
             self.close(terminate=True)
             raise WorkerError(f"sim worker {w} failed: {payload}")
+        if status == "call_error":
+            self._call_errors.append(payload)
         return payload
 
     def _send_all(self, cmd: str, payload: Any = None) -> None:
@@ -333,8 +341,12 @@ class SimVectorEnv(VectorEnv):
 
     def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
         """Call a method (or read an attribute) on every env; results in env order."""
+        self._call_errors: list[str] = []
         self._send_all("call", (name, args, kwargs))
-        return tuple(r for chunk in self._gather() for r in chunk)
+        chunks = self._gather()
+        if self._call_errors:
+            raise RuntimeError(f"call {name!r} failed in the envs: {self._call_errors[0]}")
+        return tuple(r for chunk in chunks for r in chunk)
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
         return self.call(name)

@@ -79,6 +79,9 @@ def test_her_reward_without_workers_and_metadata() -> None:
         assert vec.observation_layout[0] == ("joint_positions", 7)
         assert vec.deployment_spec()["robot"] == "panda"
         assert vec.get_attr("robot_name") == ("panda", "panda")
+        with pytest.raises(RuntimeError, match="no_such_thing"):
+            vec.call("no_such_thing")
+        assert vec.get_attr("task_name") == ("reach", "reach")  # workers still serve
     finally:
         vec.close()
 
