@@ -154,6 +154,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
                 confirm=_ask_human,
                 auto_confirm=args.yes,
                 max_rounds=args.max_rounds,
+                temperature=args.temperature,
             )
             mode = f"LLM {args.model} at {agent.base_url}"
         else:
@@ -238,5 +239,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     chat.add_argument(
         "--timeout", type=_positive(float), default=60.0, help="LLM request timeout, s (60)"
+    )
+    chat.add_argument(
+        "--temperature", type=float, help="sampling temperature (default: the server's)"
     )
     chat.set_defaults(func=_cmd_chat, node_name="robo_agent_chat")

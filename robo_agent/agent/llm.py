@@ -91,7 +91,12 @@ def _explain(err: openai.OpenAIError, base_url: str, model: str) -> str:
 
 
 class LLMAgent:
-    """A chat agent: keeps the conversation, runs tool calls, bounds the rounds per command."""
+    """A chat agent: keeps the conversation, runs tool calls, bounds the rounds per command.
+
+    `temperature=None` leaves sampling to the server (some reasoning models reject the
+    parameter). The last MAX_HISTORY_TURNS commands are kept as context. Not thread-safe:
+    one command at a time per agent.
+    """
 
     def __init__(
         self,
@@ -102,7 +107,7 @@ class LLMAgent:
         confirm: ConfirmFn = decline_all,
         auto_confirm: bool = False,
         max_rounds: int = 8,
-        temperature: float | None = 0.0,
+        temperature: float | None = None,
     ) -> None:
         if max_rounds < 1:
             raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")

@@ -31,7 +31,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from std_msgs.msg import String
 
-from robo_agent.agent.grammar import GrammarError, parse_command
+from robo_agent.agent.grammar import GrammarError, ToolCall, parse_command
 from robo_agent.agent.llm import AgentError, LLMAgent, llm_configured, make_client
 from robo_agent.agent.session import (
     AgentReply,
@@ -139,18 +139,20 @@ class AgentNode(Node):
         text = msg.data.strip()
         if not text:
             return
-        if self._is_immediate(text):
-            # Stops must not wait behind a running motion in the queue.
-            self._publish(text, self._run(text))
+        immediate = self._immediate_calls(text)
+        if immediate:
+            # Stops never wait behind a running motion in the queue, nor for an LLM.
+            results = [self.tools.call(c.name, c.arguments) for c in immediate]
+            self._publish(text, AgentReply("\n".join(summarize(r) for r in results), results))
         else:
             self._queue.put(text)
 
-    def _is_immediate(self, text: str) -> bool:
+    def _immediate_calls(self, text: str) -> list[ToolCall]:
         try:
             calls = parse_command(text, self.robot)
         except GrammarError:
-            return False
-        return all(c.name in _IMMEDIATE for c in calls)
+            return []
+        return calls if all(c.name in _IMMEDIATE for c in calls) else []
 
     def _run(self, text: str) -> AgentReply:
         reply = self._answer_pending(text)

@@ -54,12 +54,27 @@ class CommandClient:
             pass
 
     def wait_for_agent(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+        """Until a "cancel" round trip works (no plan is held, so the node answers it
+        without tools or LLM). DDS discovery is asynchronous: seeing our command subscriber
+        does not mean the node's reply writer has matched our reader yet."""
         deadline = time.monotonic() + timeout
-        while self.pub.get_subscription_count() == 0:
+        while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the agent node exited with status {proc.returncode}")
             if time.monotonic() > deadline:
-                raise TimeoutError("the agent node never subscribed to /robo_agent/command")
+                raise TimeoutError("the agent node did not answer 'cancel' within 30 s")
+            if self.pub.get_subscription_count() and self.node.count_publishers(
+                "/robo_agent/reply"
+            ):
+                self.pub.publish(self.String(data="cancel"))
+                try:
+                    self.replies.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                time.sleep(0.2)  # late duplicates of the handshake, if any
+                while not self.replies.empty():
+                    self.replies.get_nowait()
+                return
             time.sleep(0.05)
 
     def ask(self, text: str, timeout: float = 20.0) -> dict[str, Any]:
