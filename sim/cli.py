@@ -63,7 +63,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         for ep in track(range(args.episodes), description=f"{u.robot_name} {u.task_name}",
-                        console=console, transient=True, disable=args.gui):
+                        console=console, transient=True,
+                        disable=args.gui or not console.is_terminal):
             obs, _ = env.reset(seed=args.seed + ep)
             controller.reset()
             done, info = False, {}
@@ -83,6 +84,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         f"{u.robot_name} {u.task_name}: success {successes}/{args.episodes} "
         f"({successes / args.episodes:.0%}), {env_steps} env steps, "
         f"{env_steps / env_time:.0f} env steps/s, {env_steps / wall:.0f} control steps/s "
-        f"(with controller IK), control dt {u.control_dt * 1000:.0f} ms"
+        f"(with controller IK), control dt {u.control_dt * 1000:.0f} ms",
+        soft_wrap=True,
     )
     return 0
