@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import time
@@ -76,26 +77,37 @@ class Config:
     """replay capacity in transitions"""
     log_seconds: float = 5.0
     """print progress at this interval"""
+    keep_checkpoints: bool = False
+    """keep every checkpoint's artifact in out/checkpoints/ with its timings (benchmarks)"""
 
     # >>> tunable: proposers edit only the values in this block (ranges in the comments)
-    learning_rate: float = 0.001  # log[0.0001, 0.003]
+    learning_rate: float = 0.003  # log[0.0001, 0.01]
     gamma: float = 0.95  # float[0.8, 0.99]
     tau: float = 0.05  # float[0.005, 0.2]
-    batch_size: int = 256  # int[64, 1024]
-    hidden: int = 128  # choice[64, 128, 256]
-    n_envs: int = 4  # choice[1, 2, 4, 8]
-    updates_per_step: float = 0.5  # float[0.1, 2.0]
+    batch_size: int = 128  # int[32, 1024]
+    hidden: int = 64  # choice[32, 64, 128, 256]
+    n_envs: int = 8  # choice[1, 2, 4, 8, 16]
+    updates_per_step: float = 0.25  # float[0.05, 2.0]
     her_ratio: float = 0.8  # float[0.0, 1.0]
     learning_starts: int = 500  # int[100, 5000]
     init_alpha: float = 0.1  # log[0.001, 1.0]
     # <<< tunable
 
 
+def _as_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
 def parse_config() -> Config:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     for f in dataclasses.fields(Config):
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, type=type(f.default), default=f.default)
+        kind = _as_bool if isinstance(f.default, bool) else type(f.default)
+        parser.add_argument(flag, type=kind, default=f.default)
     return Config(**vars(parser.parse_args()))
 
 
@@ -305,6 +317,8 @@ def main() -> None:
                 tp.lerp_(p, cfg.tau)
 
     def save(tag: str) -> None:
+        nonlocal save_seconds
+        began = time.monotonic()
         layers = [actor.trunk[0], actor.trunk[2], actor.mean]
         model = build_mlp_model(
             [m.weight.detach().cpu().numpy() for m in layers],
@@ -319,12 +333,28 @@ def main() -> None:
             "env_steps": env_steps,
             "algorithm": f"SAC+HER ({tag})",
         }
+        if cfg.keep_checkpoints:
+            folder = out / "checkpoints" / f"{env_steps:09d}"
+            write_artifact(folder, model, fields)
+            with open(out / "checkpoints" / "index.jsonl", "a") as index:
+                record = {
+                    "artifact": str(folder),
+                    "env_steps": env_steps,
+                    "updates": updates,
+                    # training wall-clock since the first env step, time spent saving excluded
+                    "train_seconds": began - train_start - save_seconds,
+                    "process_seconds": began - _START,
+                }
+                index.write(json.dumps(record) + "\n")
         write_artifact(out / "artifact", model, fields)
         torch.save(
             {"actor": actor.state_dict(), "critic": critic.state_dict()}, out / "checkpoint.pt"
         )
+        save_seconds += time.monotonic() - began
 
     terminates_on_success = 0.0  # learned from the first successful real termination below
+    save_seconds = 0.0
+    train_start = time.monotonic()
     env_steps, updates, successes, finished = 0, 0, 0, 0
     update_debt = 0.0
     last_ckpt = last_log = time.monotonic()

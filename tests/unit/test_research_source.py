@@ -30,10 +30,10 @@ def test_template_declares_tunables_and_passes_vetting() -> None:
 
 
 def test_apply_values_changes_only_the_block() -> None:
-    new = apply_values(TEMPLATE, {"learning_rate": 0.0005, "batch_size": 300.4, "n_envs": 8})
+    new = apply_values(TEMPLATE, {"learning_rate": 0.0005, "batch_size": 300.4, "n_envs": 4})
     assert current_values(new)["learning_rate"] == pytest.approx(0.0005)
     assert current_values(new)["batch_size"] == 300
-    assert current_values(new)["n_envs"] == 8
+    assert current_values(new)["n_envs"] == 4
     old_lines, new_lines = TEMPLATE.splitlines(), new.splitlines()
     changed = [i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)) if a != b]
     start = next(i for i, ln in enumerate(old_lines) if "# >>> tunable" in ln)
