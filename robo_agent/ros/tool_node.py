@@ -23,6 +23,7 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.robot_spec import RobotSpec, load_robot
+from robo_agent.core.tools import ToolError
 from robo_agent.ros import interfaces as ifc
 
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -124,6 +125,21 @@ class ToolNode(Node):
         self._pub("trajectory")
         if self.gripper_topic and self.spec.gripper:
             self._pub("gripper")
+
+    def require_listener(self, kind: str, timeout: float = 1.0) -> None:
+        """Raise ToolError('unavailable') unless a controller subscribes to the command topic.
+
+        A command published before the controller is matched would be lost silently; a
+        dry run's preview topic needs no listener."""
+        if self.dry_run:
+            return
+        pub = self._pub(kind)
+        t0 = time.monotonic()
+        while pub.get_subscription_count() == 0:  # type: ignore[attr-defined]
+            if time.monotonic() - t0 > timeout:
+                raise ToolError("unavailable", f"no controller is listening on "
+                                f"{pub.topic_name}; is the {kind} controller running?")  # type: ignore[attr-defined]
+            time.sleep(0.01)
 
     def publish_trajectory(self, msg: JointTrajectory) -> str:
         pub = self._pub("trajectory")

@@ -21,37 +21,13 @@ from robo_agent.core.safety import JointPlan, SafetyEnvelope
 from robo_agent.core.safety_policy import SafetyPolicy
 from robo_agent.core.tools import ToolError, ToolResult, validate_call
 from robo_agent.ros import interfaces as ifc
-from robo_agent.ros.png import encode_png
+from robo_agent.ros.geometry import quat_angle, quat_from_rpy, quat_mul
 from robo_agent.ros.tool_node import JointSnapshot, ToolNode
+from robo_agent.ros.tool_sensors import camera_image, object_poses
 from robo_agent.sim.robot import Kinematics
 
 GRIPPER_TOLERANCE = 0.002  # m
 GRIPPER_TIMEOUT = 3.0  # s
-CAMERA_TIMEOUT = 5.0  # s
-
-
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of quaternions in (x, y, z, w) order."""
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return np.array([aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw,
-                     aw * bw - ax * bx - ay * by - az * bz])
-
-
-def quat_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
-    """Quaternion (x, y, z, w) of fixed-axis roll (x), then pitch (y), then yaw (z)."""
-    cr, sr = np.cos(roll / 2), np.sin(roll / 2)
-    cp, sp = np.cos(pitch / 2), np.sin(pitch / 2)
-    cy, sy = np.cos(yaw / 2), np.sin(yaw / 2)
-    return np.array([sr * cp * cy - cr * sp * sy, cr * sp * cy + sr * cp * sy,
-                     cr * cp * sy - sr * sp * cy, cr * cp * cy + sr * sp * sy])
-
-
-def quat_angle(a: np.ndarray, b: np.ndarray) -> float:
-    """Rotation angle (rad) between two orientations."""
-    return float(2.0 * np.arccos(min(1.0, abs(float(np.dot(a, b))))))
 
 
 def _r(v: Any, n: int = 4) -> Any:
@@ -207,7 +183,14 @@ class ToolRunner:
             message=f"not moved: the safety policy requires confirmation; after the operator "
                     f"approves the preview, call confirm_plan with plan_id '{plan_id}'")
 
+    def _require_listener(self, tool: str, kind: str) -> None:
+        try:
+            self.node.require_listener(kind)
+        except ToolError as err:
+            raise self.env.refuse(tool, err.code, err.message, "controller") from None
+
     def _execute(self, plan: JointPlan) -> ToolResult:
+        self._require_listener(plan.tool, "trajectory")
         n = int(np.clip(np.ceil(plan.duration * 20), 5, 200))
         msg = ifc.trajectory_msg(self.names, plan.waypoints(n))
         self._abort.clear()
@@ -304,6 +287,7 @@ class ToolRunner:
         tool = "set_gripper"
         g = self.spec.gripper
         assert g is not None
+        self._require_listener(tool, "gripper")
         topic = self.node.publish_gripper(g.joint_positions(width))
         data: dict[str, Any] = {"target_width_m": width, "topic": topic}
         if width != requested:
@@ -402,42 +386,10 @@ class ToolRunner:
 
     # -- sensors ---------------------------------------------------------------------------
     def _tool_get_camera_image(self, args: Any) -> ToolResult:
-        img = self.node.request_image(args.width, args.height, CAMERA_TIMEOUT)
-        if img is None:
-            raise ToolError("timeout", f"no {args.width}x{args.height} image on "
-                            f"{self.node.p['camera_topic']} within {CAMERA_TIMEOUT} s")
-        rgb = np.frombuffer(bytes(img.data), dtype=np.uint8)
-        rgb = rgb.reshape(img.height, img.step)[:, : img.width * 3].reshape(
-            img.height, img.width, 3)
-        if img.encoding == "bgr8":
-            rgb = rgb[:, :, ::-1]
-        png = encode_png(rgb)
-        self.node.image_dir.mkdir(parents=True, exist_ok=True)
-        path = self.node.image_dir / f"camera_{time.strftime('%Y%m%d_%H%M%S')}_{id(png):x}.png"
-        path.write_bytes(png)
-        mean = _r(rgb.reshape(-1, 3).mean(axis=0), 1)
-        return ToolResult(tool="get_camera_image", ok=True, image_png=png, image_path=str(path),
-                          data={"width": img.width, "height": img.height, "frame":
-                                img.header.frame_id, "mean_rgb": mean},
-                          message=f"{img.width}x{img.height} RGB camera image of the scene "
-                                  f"saved to {path}")
+        return camera_image(self.node, args.width, args.height)
 
     def _tool_get_object_poses(self, args: Any) -> ToolResult:
-        self.node.refresh_object_subscriptions()
-        t0 = time.monotonic()
-        while (len(self.node.objects()) < self.node.object_topic_count
-               and time.monotonic() - t0 < 1.0):
-            time.sleep(0.02)
-        objects = {}
-        for name, (msg, stamp) in sorted(self.node.objects().items()):
-            p, o = msg.pose.position, msg.pose.orientation
-            objects[name] = {"frame": msg.header.frame_id, "position": _r([p.x, p.y, p.z]),
-                             "orientation_xyzw": _r([o.x, o.y, o.z, o.w]),
-                             "age_s": round(time.monotonic() - stamp, 3)}
-        text = "; ".join(f"{n} at {v['position']} m" for n, v in objects.items())
-        return ToolResult(tool="get_object_poses", ok=True, data={"objects": objects},
-                          message=f"{len(objects)} objects: {text}" if objects else
-                          f"no object poses published under {self.node.p['objects_prefix']}")
+        return object_poses(self.node)
 
     # -- policies (wired by the deploy work) ---------------------------------------------
     def _no_policies(self, tool: str) -> ToolResult:

@@ -119,18 +119,17 @@ class Probe:
         self.node = rclpy.create_node(name, context=self.context)
         self.lock = threading.Lock()
         self.commands: dict[str, list[Any]] = {t: [] for t in CONTROLLER_TOPICS}
-        self.preview: list[tuple[str, Any]] = []
         self.results: dict[str, dict[str, Any]] = {}
         self.states = 0
         self.estop: bool | None = None
         self._ids = itertools.count()
         self._result_event = threading.Condition(self.lock)
+        self.subs: dict[str, Any] = {}
         for topic, msg_type in CONTROLLER_TOPICS.items():
-            self.node.create_subscription(msg_type, topic,
-                                          lambda m, t=topic: self._record(t, m), ifc.COMMANDS)
-            self.node.create_subscription(
-                msg_type, ifc.preview_topic(topic),
-                lambda m, t=topic: self.preview.append((t, m)), ifc.COMMANDS)
+            for name in (topic, ifc.preview_topic(topic)):
+                self.commands[name] = []
+                self.subs[name] = self.node.create_subscription(
+                    msg_type, name, lambda m, t=name: self._record(t, m), ifc.COMMANDS)
         self.node.create_subscription(String, ifc.TOOL_RESULT_TOPIC, self._on_result,
                                       ifc.COMMANDS)
         self.node.create_subscription(JointState, ifc.JOINT_STATES_TOPIC, self._on_state,
@@ -165,14 +164,14 @@ class Probe:
             self._result_event.notify_all()
 
     def command_count(self) -> int:
+        """Messages received on the real controller topics (not the preview topics)."""
         with self.lock:
-            return sum(len(v) for v in self.commands.values())
+            return sum(len(self.commands[t]) for t in CONTROLLER_TOPICS)
 
     def clear(self) -> None:
         with self.lock:
             for v in self.commands.values():
                 v.clear()
-            self.preview.clear()
 
     def send_raw(self, text: str) -> None:
         self.call_pub.publish(String(data=text))
@@ -188,6 +187,28 @@ class Probe:
             ok = self._result_event.wait_for(lambda: call_id in self.results, timeout=timeout)
         assert ok, f"no result for {tool} {arguments} within {timeout} s"
         return self.results.pop(call_id)
+
+    def wait_publishers(self, topic: str, n: int, timeout: float = 15.0) -> None:
+        """Wait until the probe is matched with n publishers on `topic`, so that an absent
+        message proves nothing was sent (rather than that discovery was slow)."""
+        sub = self.subs[topic]
+        assert self.wait_for(lambda: sub.get_publisher_count() >= n, timeout), \
+            f"{topic}: {sub.get_publisher_count()} publishers matched, expected {n}"
+
+    def prove_connected(self, send: Any, topic: str = "/arm_controller/joint_trajectory",
+                        timeout: float = 15.0) -> None:
+        """Send a harmless command (a `stop`) until it arrives here: the sender's publisher
+        is then matched with this probe, so an absent message later proves nothing was sent
+        (DDS matching is per side; a reader seeing a writer does not mean the reverse)."""
+        t0 = time.monotonic()
+        while True:
+            self.clear()
+            send()
+            if self.wait_for(lambda: len(self.commands[topic]) > 0, 1.0):
+                break
+            assert time.monotonic() - t0 < timeout, f"the probe never received a message on {topic}"
+        time.sleep(0.1)
+        self.clear()
 
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
         t0 = time.monotonic()
@@ -238,6 +259,9 @@ def sim_and_bridge(ros_domain: int, probe: Probe,
                     probe.results.pop("ping")["ok"]:
                 break
             assert time.monotonic() - t0 < 30.0, bridge.output()
+        probe.prove_connected(lambda: probe.call("stop"))
+        probe.prove_connected(lambda: probe.call("set_gripper", {"action": "open"}),
+                              "/gripper_controller/commands")
         yield {"sim": sim, "bridge": bridge, "audit": audit, "tmp": tmp}
     finally:
         codes = (bridge.stop(), sim.stop())

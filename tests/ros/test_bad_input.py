@@ -17,6 +17,7 @@ from robo_agent.ros import interfaces as ifc
 
 SPEC = load_robot("panda")
 HOME = SPEC.home_array.tolist()
+TRAJ = "/arm_controller/joint_trajectory"
 SETTLE = 0.25  # s to let any stray command arrive at the probe
 
 
@@ -122,7 +123,7 @@ def test_absent_and_stale_joint_states(bridge: Any, ros_domain: int, tmp_path: A
     with RosToolExecutor(safety_policy="unattended", audit_log=tmp_path / "a.jsonl",
                          node_name="stale_tools", domain_id=ros_domain,
                          parameters={"joint_states_topic": topic}) as ex:
-        bridge.clear()
+        bridge.prove_connected(lambda: ex.call("stop"))
         r = ex.call("move_joints", {"positions": HOME})
         assert r.error == "stale_state" and "no /joint_states message received" in r.message
         assert ex.call("get_robot_state").error == "stale_state"
@@ -150,6 +151,7 @@ def test_burst_beyond_rate_limit(bridge: Any, ros_domain: int, tmp_path: Any) ->
     with RosToolExecutor(safety_policy=policy, audit_log=tmp_path / "rate.jsonl",
                          node_name="rate_tools", domain_id=ros_domain) as ex:
         assert bridge.wait_for(lambda: ex.call("get_robot_state").ok, 5.0)
+        bridge.prove_connected(lambda: ex.call("stop"))
         first = ex.call("move_joints", {"positions": HOME})
         assert first.ok, first
         bridge.wait_for(lambda: False, SETTLE)
@@ -159,9 +161,12 @@ def test_burst_beyond_rate_limit(bridge: Any, ros_domain: int, tmp_path: Any) ->
         assert "at most 1 calls per 60.0 s" in burst[0].message
         reads = [ex.call("get_object_poses").error for _ in range(4)]
         assert reads == [None, None, "rate_limited", "rate_limited"]
-        assert ex.call("stop").ok  # never rate-limited
-        bridge.wait_for(lambda: False, SETTLE)
-        assert len(bridge.commands["/arm_controller/joint_trajectory"]) == 1  # only the hold
+        assert_nothing_reached_controllers(bridge)
+        assert ex.call("stop").ok  # never rate-limited; sends a hold
+        assert bridge.wait_for(lambda: bridge.command_count() >= 1, 5.0)
+        time.sleep(SETTLE)
+        assert bridge.command_count() == 1
+        assert bridge.commands["/arm_controller/joint_trajectory"][0][1].points == []
         rows = read_audit_log(tmp_path / "rate.jsonl")
         assert sum(r["limit"] == "rate_limits" for r in rows) == 7
 

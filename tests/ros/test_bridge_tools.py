@@ -140,6 +140,9 @@ def test_estop_latches_across_interfaces(bridge: Any, ros_domain: int,
                          node_name="mcp_tools", domain_id=ros_domain) as mcp:
         assert mcp.call("emergency_stop", {"reason": "test"}).ok
         assert bridge.wait_for(lambda: bridge.estop is True, 5.0)
+        # The latched topic reaches the bridge process in its own time; wait for it.
+        assert bridge.wait_for(lambda: bridge.call("get_robot_state")["data"]["estop"], 5.0)
+        bridge.wait_for(lambda: False, 0.3)
         bridge.clear()
         r = bridge.call("move_joints", {"joints": {"panda_joint1": 0.1}})
         assert r["error"] == "estop" and "reset_emergency_stop" in r["message"]
@@ -163,7 +166,7 @@ def test_confirmation_flow_and_dry_run(bridge: Any, ros_domain: int,
     with RosToolExecutor(safety_policy="default", audit_log=tmp / "confirm.jsonl",
                          node_name="confirm_tools", domain_id=ros_domain) as ex:
         assert bridge.wait_for(lambda: ex.call("get_robot_state").ok, 5.0)
-        bridge.clear()
+        bridge.prove_connected(lambda: ex.call("stop"))
         held = ex.call("move_joints", {"joints": {"panda_joint1": -0.2}})
         assert not held.ok and held.error == "needs_confirmation"
         plan_id = held.data["plan_id"]
@@ -179,11 +182,10 @@ def test_confirmation_flow_and_dry_run(bridge: Any, ros_domain: int,
     with RosToolExecutor(safety_policy="unattended", dry_run=True, node_name="dry_tools",
                          audit_log=tmp / "dry.jsonl", domain_id=ros_domain) as ex:
         assert bridge.wait_for(lambda: ex.call("get_robot_state").ok, 5.0)
-        bridge.wait_for(lambda: False, 0.5)  # let the preview publisher match the probe
-        bridge.clear()
+        bridge.prove_connected(lambda: ex.call("stop"), "/robo_agent/preview" + TRAJ)
         r = ex.call("move_joints", {"joints": {"panda_joint1": 0.5}})
         assert r.ok and r.data["dry_run"] is True and "/robo_agent/preview/" in r.data["topic"]
-        assert bridge.wait_for(lambda: len(bridge.preview) == 1, 3.0)
+        assert bridge.wait_for(lambda: len(bridge.commands["/robo_agent/preview" + TRAJ]) == 1)
         assert bridge.command_count() == 0
 
 
