@@ -67,6 +67,8 @@ class AgentNode(Node):
         p = self.get_parameter
         self.robot: RobotSpec = load_robot(p("robot").value)
         self.auto_confirm = bool(p("auto_confirm").value)
+        if int(p("max_rounds").value) < 1 or float(p("llm_timeout").value) <= 0:
+            raise ValueError("parameters max_rounds must be >= 1 and llm_timeout > 0")
         if executor is None:
             from robo_agent.ros.tool_executor import RosToolExecutor
 
@@ -211,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ValueError as err:  # bad parameter: unknown robot, bad policy file, max_rounds < 1
+        print(f"agent_node: {err}", file=sys.stderr)
+        return 2
     finally:
         if node is not None:
             node.close()
