@@ -199,16 +199,19 @@ def _gripper(clause: str, _robot: RobotSpec | None) -> ToolCall | None:
 
 
 _MOVE_VERB = r"(?:move|go|shift|translate|step|jog|nudge|slide|bring it|raise|lift|lower|drop)"
+# "move the gripper up 5 cm": the moved part is named but means the end effector.
+_MOVE_PREFIX = rf"(?:{_MOVE_VERB}\s+(?:(?:{_GRIPPER}|wrist)\s+)?)?"
 _REL_DIST_DIR = re.compile(
-    rf"^(?:{_MOVE_VERB}\s+)?(?:by\s+)?({_NUM_OR_WORD})\s*({_LEN_UNIT})?\s+(?:to\s+)?({_DIR})$"
+    rf"^{_MOVE_PREFIX}(?:by\s+)?({_NUM_OR_WORD})\s*({_LEN_UNIT})?\s+(?:to\s+)?({_DIR})$"
 )
 _REL_DIR_DIST = re.compile(
-    rf"^(?:{_MOVE_VERB}\s+)?(?:to\s+)?({_DIR})\s+(?:by\s+)?({_NUM_OR_WORD})\s*({_LEN_UNIT})?$"
+    rf"^{_MOVE_PREFIX}(?:to\s+)?({_DIR})\s+(?:by\s+)?({_NUM_OR_WORD})\s*({_LEN_UNIT})?$"
 )
 _REL_VERB_ONLY = re.compile(
-    rf"^(raise|lift|lower|drop)\s+(?:by\s+)?({_NUM_OR_WORD})\s*({_LEN_UNIT})?$"
+    rf"^(raise|lift|lower|drop)\s+(?:(?:{_GRIPPER}|wrist)\s+)?(?:by\s+)?"
+    rf"({_NUM_OR_WORD})\s*({_LEN_UNIT})?$"
 )
-_REL_NO_DISTANCE = re.compile(rf"^(?:{_MOVE_VERB}\s+)?(?:to\s+)?({_DIR})$")
+_REL_NO_DISTANCE = re.compile(rf"^{_MOVE_PREFIX}(?:to\s+)?({_DIR})$")
 
 
 def _relative_move(clause: str, _robot: RobotSpec | None) -> ToolCall | None:
