@@ -63,10 +63,24 @@ class CommandAgent(Protocol):
 def format_preview(result: ToolResult) -> str:
     """A short human-readable description of a plan held for confirmation."""
     preview = result.data.get("preview")
-    body = json.dumps(preview, sort_keys=True, default=str) if preview else result.message
-    if len(body) > 600:
-        body = body[:600] + "..."
-    return f"{result.tool}: {body}"
+    if not isinstance(preview, dict):
+        return f"{result.tool}: {result.message}"
+    parts: list[str] = []
+    if "duration_s" in preview:
+        parts.append(f"{preview['duration_s']} s")
+    if "max_joint_change_rad" in preview:
+        parts.append(f"largest joint change {preview['max_joint_change_rad']} rad")
+    if "end_effector_goal_m" in preview:
+        parts.append(f"end effector to {preview['end_effector_goal_m']} m (base frame)")
+    if preview.get("clipped"):
+        parts.append("clipped: " + "; ".join(str(n) for n in preview["clipped"]))
+    known = {"tool", "duration_s", "max_joint_change_rad", "end_effector_goal_m", "clipped",
+             "from"}
+    for key, value in preview.items():
+        if key not in known:
+            text = json.dumps(value, default=str)
+            parts.append(f"{key}: {text[:300]}{'...' if len(text) > 300 else ''}")
+    return f"{preview.get('tool', result.tool)}: " + ", ".join(parts)
 
 
 def execute_with_confirmation(
