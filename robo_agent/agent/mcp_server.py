@@ -6,6 +6,8 @@ same tools. Calls run in-process through a `ToolExecutor` (the `RosToolExecutor`
 `robo-agent mcp`), each in a worker thread so a `stop` or `emergency_stop` is served
 while a motion is still running. A failed call is an MCP tool error (`isError: true`)
 whose text is the executor's message; `get_camera_image` returns an image content item.
+A motion held for confirmation is put to the person at the client when it supports
+elicitation (`mcp_confirm`), otherwise returned with its plan id for `confirm_plan`.
 
 Transports: stdio (default), or streamable HTTP bound to loopback; binding any other
 address needs a bearer token, and once a token is given every request must carry it.
@@ -29,6 +31,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.stdio import stdio_server
 
 from robo_agent import __version__
+from robo_agent.agent.mcp_confirm import answer_from_retry, confirm_with_human
 from robo_agent.core.tools import TOOLS, ToolExecutor, ToolResult, args_json_schema
 
 __all__ = [
@@ -48,7 +51,7 @@ INSTRUCTIONS = (
     "Tools that drive a robot arm (REP-103: metres, radians, base frame x forward, y left, "
     "z up). Read get_robot_state before moving. Motion tools return what was measured. A "
     "motion held with error 'needs_confirmation' must be shown to the human; call "
-    "confirm_plan only after they approve it."
+    "confirm_plan only after they approve it. Clients with elicitation are asked directly."
 )
 
 
@@ -102,11 +105,19 @@ def build_server(executor: ToolExecutor, robot: str = "") -> Server[Any]:
         return types.ListToolsResult(tools=list_mcp_tools())
 
     async def on_call_tool(
-        _ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
-    ) -> types.CallToolResult:
+        ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        settled = await answer_from_retry(executor, params)
+        if settled is not None:  # the person answered our approval question
+            return to_call_result(settled)
         # Blocking call (motions wait for the arm) in a worker thread: the event loop
         # stays free to serve a concurrent stop/emergency_stop.
         result = await anyio.to_thread.run_sync(executor.call, params.name, params.arguments)
+        if result.error == "needs_confirmation":
+            asked = await confirm_with_human(ctx, executor, result)
+            if isinstance(asked, types.InputRequiredResult):
+                return asked
+            result = asked
         return to_call_result(result)
 
     def tool_schema(name: str) -> dict[str, Any] | None:

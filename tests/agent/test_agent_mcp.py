@@ -155,7 +155,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def http_server(sim_robot: Any, ros_env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """`robo-agent mcp --transport http` with a bearer token and the default (attended) policy."""
     port, token = _free_port(), "s3cret-token"
@@ -235,3 +235,46 @@ def test_http_refuses_non_loopback_bind_without_token(ros_env: dict[str, str]) -
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "refusing to serve MCP on 0.0.0.0" in out.stderr and "--token" in out.stderr
+
+
+def test_http_asks_the_person_through_elicitation(
+    http_server: tuple[str, str], sim_robot: Any
+) -> None:
+    """A client with elicitation gets the approval question itself; the model never sees a
+    plan id. Both eras: 2026-07-28 (InputRequiredResult, retried) and legacy (inline)."""
+    import httpx2
+    import mcp_types as types
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    url, token = http_server
+    asked: list[str] = []
+
+    def person(approve: bool) -> Any:
+        async def answer(_ctx: Any, params: Any) -> types.ElicitResult:
+            asked.append(params.message)
+            return types.ElicitResult(action="accept", content={"approve": approve})
+        return answer
+
+    async def call(mode: str, approve: bool, target: float) -> Any:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"},
+                                      timeout=httpx2.Timeout(30, read=60)) as authed:
+            transport = streamable_http_client(url, http_client=authed)
+            async with Client(transport, mode=mode, elicitation_callback=person(approve)) as c:
+                return await c.call_tool("move_joints", {"joints": {"panda_joint1": target}})
+
+    q0 = float(sim_robot.positions()[0])
+    declined = anyio.run(call, "auto", False, q0 + 0.1)
+    assert declined.is_error and declined.structured_content["error"] == "refused"
+    assert "declined" in _text(declined) and "plan_id" not in declined.structured_content["data"]
+    assert sim_robot.positions()[0] == pytest.approx(q0, abs=0.01)
+
+    approved = anyio.run(call, "auto", True, q0 + 0.1)
+    assert not approved.is_error, _text(approved)
+    assert sim_robot.positions()[0] == pytest.approx(q0 + 0.1, abs=TOLERANCE)
+
+    legacy = anyio.run(call, "legacy", True, q0)
+    assert not legacy.is_error, _text(legacy)
+    assert sim_robot.positions()[0] == pytest.approx(q0, abs=TOLERANCE)
+
+    assert len(asked) == 3 and all("Execute it?" in m and "move_joints" in m for m in asked)
