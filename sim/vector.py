@@ -24,6 +24,7 @@ import ctypes
 import itertools
 import multiprocessing as mp
 import os
+import signal
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -77,6 +78,9 @@ def _worker(
 ) -> None:
     """Own envs [start, stop): step them on command, write results into shared memory."""
     from robo_agent.sim.env import RoboAgentEnv
+
+    # Ctrl-C goes to the whole process group: let the parent handle it and close us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     envs: list[RoboAgentEnv] = []
     try:
