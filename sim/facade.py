@@ -13,44 +13,62 @@ Bad input (unknown body/joint/link names, wrong-shaped or non-finite arrays) rai
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import pkgutil
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+_log = logging.getLogger(__name__)
 
-def _import_pybullet_quietly() -> Any:
-    """Import pybullet without its "pybullet build time" banner (a C-level write to stderr)
-    on every command that touches the sim. Only the import is silenced."""
-    sys.stderr.flush()
+
+@contextmanager
+def _c_output_to_log(fd: int, level: int = logging.DEBUG) -> Iterator[None]:
+    """Send what C code writes to file descriptor `fd` while in the block to our logger.
+
+    PyBullet prints its import banner to stderr and URDF/plugin chatter (e.g. the xArm's
+    "Bad inertia tensor" warnings, EGL device lines) to stdout from C, once per env; at
+    DEBUG level they stay available without flooding every command's output. Only
+    short, startup-time calls are wrapped, since the redirect is process-wide.
+    """
+    stream = sys.stdout if fd == 1 else sys.stderr
     try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr file descriptor: nothing to protect
-        import pybullet
-
-        return pybullet
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import pybullet
-
-            try:  # flush C stdio buffers while they still point at /dev/null
+        stream.flush()
+        saved = os.dup(fd)
+    except (OSError, ValueError, AttributeError):  # no real descriptor: leave it alone
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        try:
+            os.dup2(capture.fileno(), fd)
+            yield
+        finally:
+            try:  # flush C stdio buffers while they still point at the capture file
                 ctypes.CDLL(None).fflush(None)
             except (OSError, AttributeError):
                 pass
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+            os.dup2(saved, fd)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if line.strip():
+                    _log.log(level, "pybullet: %s", line)
+
+
+def _import_pybullet() -> Any:
+    with _c_output_to_log(2):
+        import pybullet
     return pybullet
 
 
-p = _import_pybullet_quietly()
+p = _import_pybullet()
 import pybullet_data  # noqa: E402
 
 DATA_PATH = pybullet_data.getDataPath()
@@ -129,6 +147,7 @@ class PyBullet:
         self._closed = False
         self._bodies: dict[str, _Body] = {}
         self._egl_plugin: int | None = None  # None: not tried yet; -1: unavailable
+        self._images = 0
         cid = self._cid
         if render_mode == "gui":
             p.configureDebugVisualizer(p.COV_ENABLE_GUI, 0, physicsClientId=cid)
@@ -154,7 +173,8 @@ class PyBullet:
         self._closed = True
         try:
             if self._egl_plugin is not None and self._egl_plugin >= 0:
-                p.unloadPlugin(self._egl_plugin, physicsClientId=self._cid)
+                with _c_output_to_log(1):
+                    p.unloadPlugin(self._egl_plugin, physicsClientId=self._cid)
             if p.isConnected(physicsClientId=self._cid):
                 p.disconnect(physicsClientId=self._cid)
         except p.error:  # already gone (e.g. the GUI window was closed by the user)
@@ -265,14 +285,9 @@ class PyBullet:
             flags |= p.URDF_IGNORE_VISUAL_SHAPES
         if self_collision:
             flags |= p.URDF_USE_SELF_COLLISION
-        uid = p.loadURDF(
-            str(full),
-            pos.tolist(),
-            orn.tolist(),
-            useFixedBase=fixed_base,
-            flags=flags,
-            physicsClientId=self._cid,
-        )
+        with _c_output_to_log(1):
+            uid = p.loadURDF(str(full), pos.tolist(), orn.tolist(), useFixedBase=fixed_base,
+                             flags=flags, physicsClientId=self._cid)
         self._register(body, uid)
 
     def _create(
@@ -623,9 +638,10 @@ class PyBullet:
             if os.environ.get(EGL_ENV, "1") != "0":
                 loader = pkgutil.get_loader("eglRenderer")
                 if loader is not None:
-                    self._egl_plugin = p.loadPlugin(
-                        loader.get_filename(), "_eglRendererPlugin", physicsClientId=self._cid
-                    )
+                    with _c_output_to_log(1), _c_output_to_log(2):
+                        self._egl_plugin = p.loadPlugin(
+                            loader.get_filename(), "_eglRendererPlugin", physicsClientId=self._cid
+                        )
         return self._egl_plugin >= 0
 
     @property
@@ -657,15 +673,14 @@ class PyBullet:
             float(fov), width / height, 0.05, 20.0, physicsClientId=cid
         )
         renderer = p.ER_BULLET_HARDWARE_OPENGL if self._hardware_renderer() else p.ER_TINY_RENDERER
-        _, _, rgba, _, _ = p.getCameraImage(
-            int(width),
-            int(height),
-            view,
-            proj,
-            renderer=renderer,
-            flags=p.ER_NO_SEGMENTATION_MASK,
-            physicsClientId=cid,
-        )
+        # The EGL plugin prints its GL context details on the first image: log them.
+        first = self._images == 0 and self.render_mode == "direct"
+        with _c_output_to_log(1) if first else nullcontext():
+            _, _, rgba, _, _ = p.getCameraImage(
+                int(width), int(height), view, proj, renderer=renderer,
+                flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=cid,
+            )
+        self._images += 1
         img = np.asarray(rgba, dtype=np.uint8).reshape(int(height), int(width), 4)
         return np.ascontiguousarray(img[:, :, :3])
 
