@@ -161,3 +161,12 @@ def test_gui_without_display_is_a_clear_error(monkeypatch) -> None:
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(RuntimeError, match="needs a display"):
         PyBullet("gui")
+
+
+def test_pybullet_c_chatter_goes_to_the_debug_log(caplog, capfd) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="robo_agent.sim.facade"), PyBullet() as sim:
+        SimRobot(sim, load_robot("xarm6"))  # its URDF makes PyBullet warn about inertia
+    assert "Bad inertia" in caplog.text
+    assert "Bad inertia" not in capfd.readouterr().out
