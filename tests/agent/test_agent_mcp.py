@@ -8,11 +8,13 @@ refused. Arm motion is checked independently on /joint_states.
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -32,14 +34,15 @@ def _text(result: Any) -> str:
 
 
 def test_stdio_server_lists_calls_and_reports_errors(
-    sim_robot: Any, ros_env: dict[str, str]
+    sim_robot: Any, ros_env: dict[str, str], tmp_path: Path
 ) -> None:
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
     params = StdioServerParameters(
         command=CLI[0],
-        args=[*CLI[1:], "--safety", str(safety_dir() / "unattended.yaml")],
+        args=[*CLI[1:], "--safety", str(safety_dir() / "unattended.yaml"),
+              "--audit-log", str(tmp_path / "audit.jsonl")],
         env=ros_env,
     )
     q0 = sim_robot.positions()
@@ -125,6 +128,12 @@ def test_stdio_server_lists_calls_and_reports_errors(
     assert pre["move_elapsed"] < 3.0, pre  # the 4 s motion was cut short
     assert pre["q_start"] + 0.02 < pre["q_end"] < pre["target"] - 0.05, pre
 
+    # The server's safety decisions went to the audit log we gave it.
+    audit = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert all(entry["source"] == "/robo_agent_mcp" for entry in audit)
+    refused = [e for e in audit if e["tool"] == "move_joints" and e["decision"] == "refused"]
+    assert any("panda_joint2" in e["reason"] for e in refused)
+
 
 async def _stop_during_motion(client: Any, sim_robot: Any) -> dict[str, Any]:
     q_start = float(sim_robot.positions()[0])
@@ -156,17 +165,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def http_server(sim_robot: Any, ros_env: dict[str, str]) -> Iterator[tuple[str, str]]:
+def http_server(
+    sim_robot: Any, ros_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """`robo-agent mcp --transport http` with a bearer token and the default (attended) policy."""
     port, token = _free_port(), "s3cret-token"
     env = {**ros_env, "ROBO_AGENT_MCP_TOKEN": token}
-    proc = subprocess.Popen([*CLI, "--transport", "http", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path_factory.mktemp("mcp_http")
+    with open(folder / "stderr.log", "w") as log:  # a file: a full pipe would block the server
+        proc = subprocess.Popen([*CLI, "--transport", "http", "--port", str(port),
+                                 "--audit-log", str(folder / "audit.jsonl")], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"mcp server exited {proc.returncode}: {proc.stderr.read()}")
+                pytest.fail(f"mcp server exited {proc.returncode}: "
+                            f"{(folder / 'stderr.log').read_text()[-2000:]}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
