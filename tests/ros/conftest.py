@@ -121,6 +121,7 @@ class Probe:
         self.commands: dict[str, list[Any]] = {t: [] for t in CONTROLLER_TOPICS}
         self.results: dict[str, dict[str, Any]] = {}
         self.states = 0
+        self.last_state: JointState | None = None
         self.estop: bool | None = None
         self._ids = itertools.count()
         self._result_event = threading.Condition(self.lock)
@@ -153,6 +154,13 @@ class Probe:
 
     def _on_state(self, msg: JointState) -> None:
         self.states += 1
+        self.last_state = msg
+
+    def joint_position(self, name: str) -> float:
+        """Latest measured position of a joint, by name."""
+        msg = self.last_state
+        assert msg is not None, "no /joint_states received"
+        return msg.position[list(msg.name).index(name)]
 
     def _on_estop(self, msg: Bool) -> None:
         self.estop = msg.data
@@ -231,17 +239,22 @@ def ros_process() -> type[RosProcess]:
     return RosProcess
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
+def ros_probe_class() -> type[Probe]:
+    return Probe
+
+
+@pytest.fixture(scope="session")
 def probe(ros_domain: int) -> Iterator[Probe]:
     p = Probe(ros_domain)
     yield p
     p.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sim_and_bridge(ros_domain: int, probe: Probe,
                    tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """One sim_robot and one arm_bridge process for the module (unattended policy)."""
+    """One sim_robot and one arm_bridge process for the session (unattended policy)."""
     tmp = tmp_path_factory.mktemp("bridge")
     audit = tmp / "audit.jsonl"
     sim = RosProcess.module("sim_robot", ros_domain, tmp / "sim_robot.log", robot="panda")

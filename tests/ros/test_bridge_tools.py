@@ -26,6 +26,8 @@ def bridge(sim_and_bridge: dict[str, Any], probe: Any) -> Any:
 
 
 def test_get_robot_state(bridge: Any) -> None:
+    assert bridge.call("move_joints", {"positions": SPEC.home_array.tolist()})["ok"]
+    assert bridge.call("set_gripper", {"action": "open"})["ok"]
     r = bridge.call("get_robot_state")
     assert r["ok"], r
     d = r["data"]

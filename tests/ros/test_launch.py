@@ -80,9 +80,24 @@ def list_parameters(probe: Any, node: str) -> set[str]:
         probe.node.destroy_client(client)
 
 
+@pytest.fixture(scope="module")
+def launch_domain(ros_domain: int) -> int:
+    """A domain of its own: the session's sim_robot/arm_bridge use the same node names."""
+    return ros_domain % 100 + 1
+
+
+@pytest.fixture(scope="module")
+def launch_probe(launch_domain: int, ros_probe_class: Any) -> Any:
+    p = ros_probe_class(launch_domain, "launch_probe")
+    yield p
+    p.close()
+
+
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_nodes_start_declare_params_and_stop(
-        launch_file: Path, ros_domain: int, probe: Any, ros_process: Any, tmp_path: Path) -> None:
+        launch_file: Path, launch_domain: int, launch_probe: Any, ros_process: Any,
+        tmp_path: Path) -> None:
+    probe, ros_domain = launch_probe, launch_domain
     overrides = {"audit_log": str(tmp_path / "audit.jsonl"), "safety": "unattended"}
     nodes = parse_launch(launch_file, overrides)
     assert nodes
