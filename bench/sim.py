@@ -65,7 +65,8 @@ def _paired(fns: dict[str, Callable[[], int]], seconds: float) -> dict[str, Any]
     ratios = {k: statistics.median(a / b for a, b in zip(per_call[k], per_call[first],
                                                           strict=True))
               for k in fns if k != first}
-    return {"rates": rates, "median_pair_ratio_vs_" + first: ratios, "calls": len(per_call[first])}
+    return {"rates": rates, "median_pair_ratio_vs_" + first: ratios,
+            "calls": len(per_call[first]), "spent": spent}
 
 
 def _env_stepper(env: Any, dim: tuple[int, ...], batch: int = 25) -> Callable[[], int]:
@@ -229,13 +230,22 @@ def _async_rate(num_envs: int, seconds: float) -> float:
 def bench_vector(workers: int, per_worker: int, seconds: float, rounds: int) -> dict[str, Any]:
     """1 worker x k envs vs N workers x k envs, both alive, stepped in alternating bursts
     (an idle vector env's workers sleep on their pipe, so they do not disturb the other)."""
+    import psutil
     from robo_agent.sim.vector import SimVectorEnv
 
     one = SimVectorEnv("panda", "reach", per_worker, num_workers=1)
     many = SimVectorEnv("panda", "reach", per_worker * workers, num_workers=workers)
     one.reset(seed=0)
     many.reset(seed=0)
+
+    def worker_cpu(vec: Any) -> float:  # user + system seconds of its worker processes
+        return sum(sum(psutil.Process(pr.pid).cpu_times()[:2]) for pr in vec._procs)
+
+    cpu0 = {"one": worker_cpu(one), "many": worker_cpu(many)}
     res = _paired({"one": _vector_burst(one), "many": _vector_burst(many)}, seconds * rounds)
+    # Cores the workers actually got while stepping: shows when the machine is the limit.
+    cores = {k: (worker_cpu(v) - cpu0[k]) / res["spent"][k]
+             for k, v in (("one", one), ("many", many))}
     one.close()
     many.close()
     r = res["rates"]
@@ -243,6 +253,7 @@ def bench_vector(workers: int, per_worker: int, seconds: float, rounds: int) -> 
         "vector_1_worker": r["one"], "vector_n_workers": r["many"],
         "scaling": r["many"] / r["one"],
         "scaling_median_pair": res["median_pair_ratio_vs_one"]["many"],
+        "worker_cores_used_1": cores["one"], "worker_cores_used_n": cores["many"],
     }
     ceil = []
     for _ in range(rounds):  # the machine's own parallel ceiling, alternating
@@ -375,6 +386,8 @@ def main() -> None:
             f"workers x {k} envs {v['vector_n_workers']:.0f} steps/s -> scaling "
             f"{v['scaling']:.2f} (median burst pair {v['scaling_median_pair']:.2f}; "
             f"= {v['scaling'] / n:.2f} x N)   [goal >= {0.8 * n:.1f}]\n"
+            f"   CPU cores the workers got while stepping: {v['worker_cores_used_1']:.2f} "
+            f"(1 worker), {v['worker_cores_used_n']:.2f} ({n} workers)\n"
             f"   machine ceiling ({n} independent processes, no IPC): "
             f"{v['independent_n']:.0f} vs {v['independent_1']:.0f} steps/s -> "
             f"{v['machine_scaling']:.2f}\n"

@@ -240,6 +240,8 @@ class RoboAgentEnv(gym.Env):
         return np.minimum(np.maximum(a, -1.0), 1.0)
 
     def step(self, action: Any):
+        """Move the joint targets by `action` (see the module docstring), run one control
+        step of physics and return (obs, reward, terminated, truncated=False, info)."""
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
         a = self.check_action(action)  # raises before anything changes
