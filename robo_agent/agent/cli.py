@@ -161,8 +161,9 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             agent = OfflineAgent(executor, robot, confirm=_ask_human, auto_confirm=args.yes)
             mode = "offline command grammar (no --base-url and no OPENAI_API_KEY)"
         if args.once is not None:
-            return _answer(agent, args.once)
-        print(f"robo-agent chat: {robot.name}, {mode}. Ctrl-D or 'quit' to leave.")
+            return _answer(agent, executor, args.once)
+        print(f"robo-agent chat: {robot.name}, {mode}. Ctrl-C stops the arm; Ctrl-D or "
+              "'quit' leaves.")
         status = 0
         while True:
             try:
@@ -170,10 +171,13 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             except EOFError:
                 print()
                 return status
+            except KeyboardInterrupt:
+                print("\n(Ctrl-D or 'quit' to leave)")
+                continue
             if line.lower() in ("quit", "exit", "bye"):
                 return status
             if line:
-                status = _answer(agent, line)
+                status = _answer(agent, executor, line)
     except AgentError as err:
         print(f"robo-agent chat: {err}", file=sys.stderr)
         return 3
@@ -181,16 +185,19 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         executor.close()
 
 
-def _answer(agent: Any, text: str) -> int:
-    from robo_agent.agent.llm import AgentError
+def _answer(agent: Any, executor: Any, text: str) -> int:
+    from robo_agent.agent.llm import AgentError, LLMAgent
+    from robo_agent.agent.session import summarize
 
     try:
         reply = agent.handle(text)
     except AgentError as err:
         print(f"robo-agent chat: {err}", file=sys.stderr)
         return 3
-    from robo_agent.agent.llm import LLMAgent
-    from robo_agent.agent.session import summarize
+    except KeyboardInterrupt:
+        # Ctrl-C while a command runs: the person wants the arm to stop, not just the program.
+        print(f"\ninterrupted; {summarize(executor.call('stop', {}))}")
+        return 130
 
     if isinstance(agent, LLMAgent):  # the human sees what was measured, not only the LLM's words
         for result in reply.results:

@@ -8,9 +8,11 @@ against a `sim_robot` process; assertions read what the arm did on /joint_states
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,3 +247,32 @@ def test_chat_cli_unreachable_endpoint(
                 "--once", "hello")
     assert out.returncode == 3
     assert "cannot reach the LLM endpoint" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_ctrl_c_during_a_motion_stops_the_arm(
+    sim_robot: Any, ros_env: dict[str, str], scripted_llm: Any, tmp_path: Path
+) -> None:
+    q0 = float(sim_robot.positions()[0])
+    target = q0 + 0.6
+    scripted_llm.script = [
+        {"tool_calls": [("move_joints", {"joints": {"panda_joint1": target}, "duration": 4.0})]},
+        {"content": "done"},
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robo_agent.cli", "chat", "--robot", "panda", "--yes",
+         "--audit-log", str(tmp_path / "audit.jsonl"), "--base-url", scripted_llm.url,
+         "--once", "turn the base slowly"],
+        env=ros_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while sim_robot.positions()[0] < q0 + 0.05:  # wait until the arm is on its way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted; stop:" in out and "Traceback" not in err
+    time.sleep(0.5)
+    q_end = float(sim_robot.positions()[0])
+    assert q0 + 0.05 < q_end < target - 0.2  # stopped part way, and stays there
