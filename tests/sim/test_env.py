@@ -213,3 +213,27 @@ def test_neutral_randomization_changes_neither_goals_nor_physics() -> None:
         runs.append(_rollout(env, 5, actions))
         env.close()
     assert np.allclose(runs[0], runs[1], atol=1e-6)
+
+
+def test_end_effector_actions_move_the_hand_in_cartesian_space() -> None:
+    from robo_agent.sim.wrappers import EndEffectorActions
+
+    env = EndEffectorActions(gym.make("robo_agent/PandaReach-v0"), max_step=0.02)
+    assert env.action_space.shape == (3,)
+    env.reset(seed=0)
+    u = env.unwrapped
+    start, orn0 = u.robot.ee_pose()
+    for _ in range(12):
+        env.step(np.array([1.0, 0.0, 0.0]))
+    end, orn1 = u.robot.ee_pose()
+    assert end[0] - start[0] > 0.15  # moved forward ...
+    assert abs(end[1] - start[1]) < 0.02 and abs(end[2] - start[2]) < 0.02  # ... only forward
+    assert abs(float(np.dot(orn0, orn1))) > 0.99  # hand still points down
+    targets = u.joint_targets
+    with pytest.raises(ValueError, match="end-effector action"):
+        env.step(np.array([0.0, np.nan, 0.0]))
+    assert np.array_equal(u.joint_targets, targets)
+    env.close()
+    pick = EndEffectorActions(gym.make("robo_agent/PandaPickAndPlace-v0"))
+    assert pick.action_space.shape == (4,)
+    pick.close()
