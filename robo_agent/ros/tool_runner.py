@@ -19,7 +19,7 @@ import numpy as np
 from robo_agent.core.audit import AuditLog
 from robo_agent.core.safety import JointPlan, SafetyEnvelope
 from robo_agent.core.safety_policy import SafetyPolicy
-from robo_agent.core.tools import ToolError, ToolResult, validate_call
+from robo_agent.core.tools import TOOLS, ToolError, ToolResult, validate_call
 from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.geometry import quat_angle, quat_from_rpy, quat_mul
 from robo_agent.ros.tool_node import JointSnapshot, ToolNode
@@ -48,7 +48,10 @@ class ToolRunner:
         node.on_estop = self._on_estop_change
         node.create_command_publishers()
         self._abort = threading.Event()
-        self._motion_lock = threading.Lock()
+        # One motion at a time, held from reading the state to the end of the motion so
+        # that a queued motion is planned (and e-stop-checked) from where the arm really is.
+        # Re-entrant: confirm_plan runs the held motion under the same lock.
+        self._motion_lock = threading.RLock()
         self.names = self.spec.joint_names
 
     def close(self) -> None:
@@ -74,7 +77,11 @@ class ToolRunner:
             except ToolError as err:
                 raise self.env.refuse(tool, err.code, err.message, "arguments") from None
             self.env.check_rate(tool)
-            return getattr(self, "_tool_" + tool)(args)
+            handler = getattr(self, "_tool_" + tool)
+            if TOOLS[tool].moves_robot:
+                with self._motion_lock:
+                    return handler(args)
+            return handler(args)
         except ToolError as err:
             return ToolResult.failure(tool, err)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,31 @@ def test_stop_preempts_a_running_motion(bridge: Any) -> None:
     r = out["r"]
     assert not r["ok"] and "interrupted by stop" in r["message"], r
     assert r["data"]["measured"]["panda_joint1"] < 1.0
+
+
+def test_estop_interrupts_the_motion_and_refuses_the_queued_one(bridge: Any) -> None:
+    assert bridge.call("move_joints", {"positions": SPEC.home_array.tolist()})["ok"]
+    bridge.clear()
+    out: dict[str, Any] = {}
+    first = threading.Thread(target=lambda: out.update(a=bridge.call(
+        "move_joints", {"joints": {"panda_joint1": 1.0}, "duration": 4.0})))
+    queued = threading.Thread(target=lambda: out.update(b=bridge.call(
+        "move_joints", {"joints": {"panda_joint1": -1.0}, "duration": 1.0})))
+    first.start()
+    assert bridge.wait_for(lambda: len(bridge.commands[TRAJ]) > 0, 5.0)
+    queued.start()
+    time.sleep(0.3)  # the second call is queued behind the running motion
+    try:
+        assert bridge.call("emergency_stop", {"reason": "test"})["ok"]
+        first.join(10.0)
+        queued.join(10.0)
+        assert out["a"]["error"] == "estop" and "interrupted by emergency stop" in \
+            out["a"]["message"], out["a"]
+        assert out["b"]["error"] == "estop", out["b"]
+        sent = [m for _, m in bridge.commands[TRAJ] if m.points]
+        assert len(sent) == 1  # only the first motion; the rest are holds
+    finally:
+        assert bridge.call("reset_emergency_stop")["ok"]
 
 
 def test_object_poses_and_camera(bridge: Any) -> None:
