@@ -52,6 +52,7 @@ class Job:
     domain_randomization: bool = False
     device: str = "auto"
     torch_threads: int = 1
+    eval_workers: int = 2
 
 
 @dataclass
@@ -208,34 +209,59 @@ def train_once(job: Job, seed: int, folder: Path) -> RepeatResult:
     return result
 
 
-def evaluate_once(job: Job, result: RepeatResult, folder: Path) -> None:
-    """Score the artifact in `folder/artifact` in a separate process; updates `result`."""
-    from robo_agent.autoresearch.evaluate import parse_summary
+def start_evaluator(job: Job, folder: Path) -> subprocess.Popen:
+    """Start the frozen evaluator now; it builds its envs and waits for 'go' on stdin.
 
+    Started alongside training, so its start-up (imports, sim workers) is off the
+    critical path; it reads nothing until told, and then only the artifact.
+    """
     cmd = [
         sys.executable, "-m", "robo_agent.autoresearch.evaluate",
         "--artifact", str(folder / "artifact"),
         "--task", job.task,
         "--seed-base", str(job.eval_seed_base),
         "--episodes", str(job.eval_episodes),
+        "--workers", str(job.eval_workers),
+        "--wait",
     ] + (["--domain-randomization"] if job.domain_randomization else [])  # fmt: skip
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(1),
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def cancel_evaluator(proc: subprocess.Popen) -> None:
     try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=EVAL_TIMEOUT,
-            env=_child_env(1),
-            preexec_fn=_die_with_parent,
-            check=False,
-        )
+        proc.communicate(input="", timeout=30)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def evaluate_once(
+    job: Job, result: RepeatResult, folder: Path, proc: subprocess.Popen | None = None
+) -> None:
+    """Score `folder/artifact` with the (pre-started) evaluator process; updates `result`."""
+    from robo_agent.autoresearch.evaluate import parse_summary
+
+    proc = proc or start_evaluator(job, folder)
+    try:
+        stdout, stderr = proc.communicate(input="go\n", timeout=EVAL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         result.status, result.log_tail = "crash", f"[runner] evaluation exceeded {EVAL_TIMEOUT} s"
         return
-    summary = parse_summary(proc.stdout)
+    summary = parse_summary(stdout)
     if proc.returncode != 0 or "score" not in summary:
         result.status = "crash"
-        result.log_tail = (proc.stdout + proc.stderr)[-4000:] + "\n[runner] evaluation failed"
+        result.log_tail = (stdout + stderr)[-4000:] + "\n[runner] evaluation failed"
         return
     result.score = summary["score"]
     result.final_distance = summary.get("final_distance", float("nan"))
@@ -264,11 +290,15 @@ def run_job(job: Job, folder: str | Path, on_phase: Phase | None = None) -> JobR
         rep_dir = folder / f"r{k}"
         if on_phase:
             on_phase(job.trial, k, "train")
+        rep_dir.mkdir(parents=True, exist_ok=True)
+        evaluator = start_evaluator(job, rep_dir)
         result = train_once(job, seed, rep_dir)
         if result.status == "ok":
             if on_phase:
                 on_phase(job.trial, k, "evaluate")
-            evaluate_once(job, result, rep_dir)
+            evaluate_once(job, result, rep_dir, evaluator)
+        else:
+            cancel_evaluator(evaluator)
         out.repeats.append(result)
         if result.status != "ok":
             break  # a crashing candidate is not worth its other seeds

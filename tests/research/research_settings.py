@@ -2,4 +2,4 @@
 
 TASK = "robo_agent/PandaReach-v0"
 TINY = {"repeats": 1, "eval_episodes": 10, "grace_seconds": 6.0}
-BUDGET = 4.0
+BUDGET = 6.0

@@ -75,7 +75,7 @@ def test_frozen_file_change_is_rejected_unrun(workspace: Path) -> None:
     incumbent = ws.repo.head()
     cfg = (workspace / "research.yaml").read_text()
     (workspace / "research.yaml").write_text(
-        cfg.replace("budget_seconds: 4.0", "budget_seconds: 400.0")
+        cfg.replace("budget_seconds: 6.0", "budget_seconds: 400.0")
     )
     _commit(ws, "more budget please")
     proc = _trial(workspace)
