@@ -71,7 +71,7 @@ def test_install_tree_layout(colcon_install: Path) -> None:
     assert (share / "robo_agent" / "config" / "safety" / "default.yaml").is_file()
     for launch in ("sim.launch.xml", "robot.launch.xml"):
         assert (share / "robo_agent" / "launch" / launch).is_file()
-    for exe in ("robo-agent", "sim_robot", "arm_bridge"):
+    for exe in ("robo-agent", "sim_robot", "arm_bridge", "agent_node"):
         path = colcon_install / "lib" / "robo_agent" / exe
         assert path.is_file() and os.access(path, os.X_OK), (
             f"{exe} not installed where ros2 run looks"
@@ -102,6 +102,7 @@ def test_installed_cli_finds_share_config(colcon_install: Path) -> None:
             "print(robo_agent.__file__); print(p.config_dir())",
         ],
         env=env,
+        cwd=colcon_install,  # not the checkout: `python -c` puts the cwd first on sys.path
         capture_output=True,
         text=True,
         check=True,
