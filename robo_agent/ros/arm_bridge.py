@@ -79,15 +79,20 @@ class ArmBridge(ToolNode):
     def _run(self, call_id: Any, tool: str, arguments: Any) -> None:
         try:
             result = self.runner.call(tool, arguments)
+            text = result.to_text()
         except Exception as err:  # a programming error: report it rather than go silent
             self.get_logger().error(f"tool {tool} crashed: {type(err).__name__}: {err}")
             result = ToolResult(tool=tool, ok=False, error="unavailable",
                                 message=f"internal error: {type(err).__name__}: {err}")
-        self._publish(call_id, result)
+            text = result.to_text()
+        self._publish_text(call_id, text)
+
+    def _publish_text(self, call_id: Any, text: str) -> None:
+        payload = {"id": call_id, **json.loads(text)}
+        self.pub_result.publish(String(data=json.dumps(payload, separators=(",", ":"))))
 
     def _publish(self, call_id: Any, result: ToolResult) -> None:
-        payload = {"id": call_id, **json.loads(result.to_text())}
-        self.pub_result.publish(String(data=json.dumps(payload, separators=(",", ":"))))
+        self._publish_text(call_id, result.to_text())
 
     def shutdown(self) -> None:
         self._motion_worker.shutdown(wait=False, cancel_futures=True)
@@ -103,7 +108,10 @@ def main(args: list[str] | None = None) -> int:
         node = ArmBridge()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        # spin_once with a timeout rather than spin(): if a SIGINT's wake-up of the wait
+        # set is ever missed, the shut-down context still ends the loop within 0.2 s.
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.2)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (RobotSpecError, SafetyPolicyError, ValueError) as err:

@@ -287,7 +287,10 @@ def main(args: list[str] | None = None) -> int:
         node = SimRobotNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
+        # spin_once with a timeout rather than spin(): if a SIGINT's wake-up of the wait
+        # set is ever missed, the shut-down context still ends the loop within 0.2 s.
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=0.2)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, OSError) as err:  # bad parameter, unknown robot/task: say which

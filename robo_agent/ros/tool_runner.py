@@ -295,6 +295,7 @@ class ToolRunner:
         g = self.spec.gripper
         assert g is not None
         self._require_listener(tool, "gripper")
+        self._abort.clear()
         topic = self.node.publish_gripper(g.joint_positions(width))
         data: dict[str, Any] = {"target_width_m": width, "topic": topic}
         if width != requested:
@@ -307,6 +308,10 @@ class ToolRunner:
         snap = self.node.snapshot()
         while time.monotonic() - t0 < GRIPPER_TIMEOUT:
             snap = self.node.wait_for_state(snap.seq if snap else 0, 0.05) or snap
+            if self._abort.is_set():
+                raise ToolError("estop" if self.node.estopped else "refused",
+                                "gripper motion interrupted by "
+                                + ("emergency stop" if self.node.estopped else "stop"))
             w = self.node.gripper_width(snap) if snap else None
             if w is None:
                 continue
@@ -318,13 +323,14 @@ class ToolRunner:
             if now - t0 > 0.5 and old and abs(old[-1] - w) < 2e-4:  # fingers stopped moving
                 return self._gripper_result(data, w, now - t0, reached=False)
         w = self.node.gripper_width(snap) if snap else None
-        data.update(width_m=w)
+        data.update(width_m=None if w is None else round(float(w), 4))
         return ToolResult(tool=tool, ok=False, error="timeout", data=data,
                           message=f"gripper did not settle within {GRIPPER_TIMEOUT} s "
                                   f"(measured {w} m, target {width} m)")
 
     def _gripper_result(self, data: dict, w: float, elapsed: float, reached: bool) -> ToolResult:
-        holding = not reached and w > data["target_width_m"]
+        w = float(w)  # plain Python types: results are serialised to JSON
+        holding = bool(not reached and w > data["target_width_m"])
         data.update(width_m=round(w, 4), reached=reached, holding_object=holding,
                     elapsed_s=round(elapsed, 3))
         if reached:

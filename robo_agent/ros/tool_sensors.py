@@ -55,6 +55,7 @@ def object_poses(node: ToolNode) -> ToolResult:
                          "orientation_xyzw": _r([o.x, o.y, o.z, o.w]),
                          "age_s": round(time.monotonic() - stamp, 3)}
     text = "; ".join(f"{n} at {v['position']} m" for n, v in objects.items())
+    noun = "object" if len(objects) == 1 else "objects"
     return ToolResult(tool="get_object_poses", ok=True, data={"objects": objects},
-                      message=f"{len(objects)} objects: {text}" if objects else
+                      message=f"{len(objects)} {noun}: {text}" if objects else
                       f"no object poses published under {node.p['objects_prefix']}")

@@ -88,6 +88,26 @@ def test_gripper_close_and_open(bridge: Any) -> None:
     assert "clipped" in r["data"]
 
 
+def test_pick_up_the_cube(bridge: Any) -> None:
+    """End to end: the measured results say the cube is held, and the cube really moves."""
+    assert bridge.call("set_gripper", {"action": "open"})["ok"]
+    cube = bridge.call("get_object_poses")["data"]["objects"]["object"]["position"]
+    down = [1.0, 0.0, 0.0, 0.0]  # gripper pointing down
+    above = [cube[0], cube[1], cube[2] + 0.1]
+    assert bridge.call("move_end_effector", {"position": above, "orientation": down})["ok"]
+    assert bridge.call("move_end_effector", {"position": cube})["ok"]
+    grip = bridge.call("set_gripper", {"action": "close"})
+    assert grip["ok"] and grip["data"]["holding_object"] is True, grip
+    assert 0.03 < grip["data"]["width_m"] < 0.05  # the 4 cm cube between the fingers
+    assert bridge.call("move_end_effector_relative", {"dz": 0.1})["ok"]
+    lifted = bridge.call("get_object_poses")["data"]["objects"]["object"]["position"]
+    assert lifted[2] > cube[2] + 0.08, lifted
+    assert bridge.call("set_gripper", {"action": "open"})["ok"]
+    assert bridge.wait_for(lambda: bridge.call("get_object_poses")["data"]["objects"][
+        "object"]["position"][2] < 0.05, 5.0)  # dropped back onto the table
+    assert bridge.call("move_end_effector_relative", {"dz": 0.1})["ok"]
+
+
 def test_stop_sends_hold(bridge: Any) -> None:
     bridge.clear()
     r = bridge.call("stop")
