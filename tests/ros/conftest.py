@@ -52,9 +52,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.ros)
 
 
+_SEEN_DOMAINS: set[int] = set()
+
+
+def free_domain(*taken: int) -> int:
+    """A random domain in 1..100, avoiding `taken` and the one already in os.environ
+    (another suite's fixture may have set it and still run nodes there)."""
+    _SEEN_DOMAINS.add(int(os.environ.get("ROS_DOMAIN_ID", "0") or 0))
+    domain = random.choice([d for d in range(1, 101) if d not in {*taken, *_SEEN_DOMAINS}])
+    _SEEN_DOMAINS.add(domain)
+    return domain
+
+
 @pytest.fixture(scope="session")
 def ros_domain() -> int:
-    domain = random.randint(1, 100)
+    domain = free_domain()
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     return domain
@@ -242,6 +254,11 @@ def ros_process() -> type[RosProcess]:
 @pytest.fixture(scope="session")
 def ros_probe_class() -> type[Probe]:
     return Probe
+
+
+@pytest.fixture(scope="session")
+def free_domain_fn() -> Any:
+    return free_domain
 
 
 @pytest.fixture(scope="session")

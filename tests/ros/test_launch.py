@@ -81,9 +81,9 @@ def list_parameters(probe: Any, node: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def launch_domain(ros_domain: int) -> int:
+def launch_domain(ros_domain: int, free_domain_fn: Any) -> int:
     """A domain of its own: the session's sim_robot/arm_bridge use the same node names."""
-    return ros_domain % 100 + 1
+    return free_domain_fn(ros_domain)
 
 
 @pytest.fixture(scope="module")
