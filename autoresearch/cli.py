@@ -151,7 +151,13 @@ def _open_or_create(args: argparse.Namespace) -> Any:
             f"budget {ws.config.budget_seconds:g} s)"
         )
         return ws
-    return Workspace(path)
+    ws = Workspace(path)
+    cfg = ws.config
+    if args.task != cfg.task or args.budget != cfg.budget_seconds:
+        print(f"note: {ws.path} exists; its research.yaml applies ({cfg.task}, budget "
+              f"{cfg.budget_seconds:g} s), --task/--budget only apply when creating one",
+              file=sys.stderr)  # fmt: skip
+    return ws
 
 
 @_guarded

@@ -22,18 +22,24 @@ STATUS_COLOURS = {
 
 def plot_progress(rows: list[LedgerRow], path: str | Path, title: str = "") -> Path:
     """Score per trial (coloured by status) and the kept frontier, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    # Figure + Agg canvas, no pyplot: safe to draw from the runner's background thread.
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     for status, colour in STATUS_COLOURS.items():
-        pts = [(r.trial, r.score) for r in rows if r.status == status and not math.isnan(r.score)]
+        pts = [
+            (r.trial, r.score, 0.0 if math.isnan(r.spread) else r.spread)
+            for r in rows
+            if r.status == status and not math.isnan(r.score)
+        ]
         if pts:
-            xs, ys = zip(*pts, strict=True)
-            ax.scatter(xs, ys, c=colour, label=status, s=28, zorder=3)
+            xs, ys, errs = zip(*pts, strict=True)
+            ax.errorbar(xs, ys, yerr=errs, fmt="o", c=colour, label=status, ms=5, capsize=3,
+                        zorder=3)  # fmt: skip
         fails = [r.trial for r in rows if r.status == status and math.isnan(r.score)]
         if fails:
             ax.scatter(
@@ -48,7 +54,10 @@ def plot_progress(rows: list[LedgerRow], path: str | Path, title: str = "") -> P
             frontier_y.append(best)
     if frontier_x:
         ax.step(frontier_x, frontier_y, where="post", c="tab:green", lw=2, label="kept frontier")
-    ax.set_xlabel("trial")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial (error bars: spread over training seeds)")
     ax.set_ylabel("score (held-out success rate)")
     ax.set_ylim(-0.05, 1.05)
     ax.grid(alpha=0.3)
@@ -57,7 +66,6 @@ def plot_progress(rows: list[LedgerRow], path: str | Path, title: str = "") -> P
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp)
-    plt.close(fig)
     tmp.replace(path)
     return path
 
@@ -139,10 +147,15 @@ class LiveProgress:
             if best is not None:
                 self.best = f"{best.score:.3f} (trial {best.trial}, {best.commit[:8]})"
         score = "-" if math.isnan(row.score) else f"{row.score:.3f}"
-        line = (
-            f"trial {row.trial} [{row.proposer}] {row.status}: score {score} "
-            f"(incumbent {row.incumbent:.3f} + margin {row.margin:.3f}) {row.description}"
+        spread = "" if math.isnan(row.spread) else f" +- {row.spread:.3f}"
+        bar = (
+            ""
+            if math.isnan(row.margin)
+            else (f" vs incumbent {row.incumbent:.3f} + margin {row.margin:.3f}")
         )
+        line = f"trial {row.trial} [{row.proposer}] {row.status}: score {score}{spread}{bar}"
+        if row.status != "baseline":
+            line += f" · {row.description}"
         if self.enabled:
             self.console.print(line, markup=False, highlight=False)
 

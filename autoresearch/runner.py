@@ -18,6 +18,7 @@ re-runs any pending candidate whose row is missing, under its original trial num
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,7 @@ class Runner:
         self.progress = LiveProgress(cfg.budget_seconds, cfg.repeats, cfg.task, enabled=live)
         self.last_failure = ""
         self._bootstrapped = False
+        self._plotter: threading.Thread | None = None
 
     # -- helpers --------------------------------------------------------------------------
     def _job(self, cand: Candidate, source: str) -> Job:
@@ -238,10 +240,23 @@ class Runner:
         return rows
 
     def _plot(self) -> None:
-        try:
-            plot_progress(self._rows(), self.ws.path / "progress.png", f"{self.ws.config.task}")
-        except Exception as err:  # a plotting failure must never stop the research loop
-            self.progress.note(f"(progress.png not updated: {err})")
+        """Redraw progress.png in the background (it overlaps the next trial's training)."""
+        self.wait_for_plot()
+        rows = self._rows()
+
+        def draw() -> None:
+            try:
+                plot_progress(rows, self.ws.path / "progress.png", f"{self.ws.config.task}")
+            except Exception as err:  # a plotting failure must never stop the research loop
+                self.progress.note(f"(progress.png not updated: {err})")
+
+        self._plotter = threading.Thread(target=draw, name="progress-plot")
+        self._plotter.start()
+
+    def wait_for_plot(self) -> None:
+        if self._plotter is not None:
+            self._plotter.join()
+            self._plotter = None
 
     def _bootstrap(self) -> None:
         if self._bootstrapped or self.proposer is None:
@@ -336,6 +351,7 @@ class Runner:
                 if remaining <= 0:
                     break
                 self.run_round(int(min(self.parallel, remaining)))
+            self.wait_for_plot()
         return best_row(self._rows())
 
     def run_external(self) -> LedgerRow:
@@ -379,10 +395,12 @@ class Runner:
                 self.ws.ledger.append(row)
                 repo.reset_hard(inc.commit)
                 self._plot()
+                self.wait_for_plot()
                 return row
             cand = Candidate(trial, head, inc.commit, "external", repo.subject(head))
             self.ws.write_pending([cand.__dict__ | {"proposal": None}])
             row = self._run_round([cand])[0]
             if row.status != "keep":
                 repo.reset_hard(inc.commit)  # discarded: back to the incumbent
+            self.wait_for_plot()
             return row

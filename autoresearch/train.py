@@ -69,7 +69,7 @@ class Config:
     """auto (cuda if available, else cpu), cpu or cuda"""
     torch_threads: int = 1
     """CPU threads for torch; 1 is fastest for these small networks on a 2-core machine"""
-    save_reserve_seconds: float = 0.75
+    save_reserve_seconds: float = 1.0
     """stop training this long before the budget ends, to write the artifact"""
     checkpoint_seconds: float = 15.0
     """write the artifact (and a weights-only checkpoint) at this interval"""

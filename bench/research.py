@@ -50,6 +50,7 @@ def bench_overhead(args: argparse.Namespace, root: Path) -> dict:
         t0 = time.monotonic()
         runner.run_round(1)
         rounds.append(time.monotonic() - t0)
+    runner.wait_for_plot()
     rows = ws.ledger.rows()
     fractions = [(w - args.budget) / args.budget for w in rounds]
     for row, wall, frac in zip(rows, rounds, fractions, strict=True):
@@ -68,7 +69,9 @@ def bench_parallel(args: argparse.Namespace, root: Path) -> dict:
     from robo_agent.autoresearch.runner import Runner
 
     base = _workspace(root, "par-base", args.budget, 1, 100)
-    Runner(base, None, live=False).run_baseline()
+    base_runner = Runner(base, None, live=False)
+    base_runner.run_baseline()
+    base_runner.wait_for_plot()
     out = {}
     for k in (1, 2):
         path = root / f"par{k}"
@@ -96,7 +99,9 @@ def bench_proposers(args: argparse.Namespace, root: Path) -> dict:
     from robo_agent.core.ledger import best_row
 
     base = _workspace(root, "prop-base", args.budget, args.repeats, args.episodes)
-    baseline = Runner(base, None, live=False).run_baseline()
+    base_runner = Runner(base, None, live=False)
+    baseline = base_runner.run_baseline()
+    base_runner.wait_for_plot()
     print(f"shared baseline: score {baseline.score:.3f} +- {baseline.spread:.3f}")
     results: dict[str, list[float]] = {}
     for name in ("optuna", "random"):

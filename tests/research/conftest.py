@@ -51,7 +51,9 @@ def baseline_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
         path = tmp_path_factory.mktemp("baseline") / "ws"
         ws = Workspace.init(path, task=TASK, budget=BUDGET, **TINY)
-        row = Runner(ws, None, live=False).run_baseline()
+        runner = Runner(ws, None, live=False)
+        row = runner.run_baseline()
+        runner.wait_for_plot()
         assert row.status == "baseline", (ws.trial_dir(0) / "failure.log").read_text()
     finally:
         os.environ.clear()
