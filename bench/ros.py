@@ -34,6 +34,7 @@ from rclpy.context import Context
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
+from tqdm import tqdm
 from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.robot_spec import load_robot
@@ -153,7 +154,7 @@ def main() -> int:
 
             # 1. get_robot_state latency
             lat = []
-            for _ in range(args.calls):
+            for _ in tqdm(range(args.calls), desc="get_robot_state", leave=False):
                 t = time.perf_counter()
                 r = ex.call("get_robot_state")
                 lat.append(time.perf_counter() - t)
@@ -175,7 +176,7 @@ def main() -> int:
             # 2b. tool call -> first command on the controller topic
             cmd_lat = []
             home = spec.home_array
-            for i in range(args.moves):
+            for i in tqdm(range(args.moves), desc="move_joints", leave=False):
                 target = home.copy()
                 target[0] = 0.05 if i % 2 == 0 else -0.05
                 listener.traj_times.clear()
