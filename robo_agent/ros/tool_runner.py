@@ -105,7 +105,7 @@ class ToolRunner:
             "joint_velocities": dict(zip(self.names, _r(snap.qd), strict=True)),
             "end_effector": {"frame": self.spec.base_frame, "position": _r(pos),
                              "orientation_xyzw": _r(orn)},
-            "gripper_width": None if width is None else round(width, 4),
+            "gripper_width": None if width is None else round(float(width), 4),
             "state_age_s": round(age, 4),
             "stale": age > self.env.limits.stale_state_timeout,
             "estop": self.node.estopped,
