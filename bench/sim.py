@@ -254,6 +254,8 @@ def bench_vector(workers: int, per_worker: int, seconds: float, rounds: int) -> 
         "scaling": r["many"] / r["one"],
         "scaling_median_pair": res["median_pair_ratio_vs_one"]["many"],
         "worker_cores_used_1": cores["one"], "worker_cores_used_n": cores["many"],
+        # steps per worker CPU-second, N workers vs 1: how much CPU the batching/IPC wastes
+        "per_cpu_second_ratio": (r["many"] / cores["many"]) / (r["one"] / cores["one"]),
     }
     ceil = []
     for _ in range(rounds):  # the machine's own parallel ceiling, alternating
@@ -387,7 +389,8 @@ def main() -> None:
             f"{v['scaling']:.2f} (median burst pair {v['scaling_median_pair']:.2f}; "
             f"= {v['scaling'] / n:.2f} x N)   [goal >= {0.8 * n:.1f}]\n"
             f"   CPU cores the workers got while stepping: {v['worker_cores_used_1']:.2f} "
-            f"(1 worker), {v['worker_cores_used_n']:.2f} ({n} workers)\n"
+            f"(1 worker), {v['worker_cores_used_n']:.2f} ({n} workers); steps per worker "
+            f"CPU-second {n} workers / 1 worker: {v['per_cpu_second_ratio']:.2f}\n"
             f"   machine ceiling ({n} independent processes, no IPC): "
             f"{v['independent_n']:.0f} vs {v['independent_1']:.0f} steps/s -> "
             f"{v['machine_scaling']:.2f}\n"
