@@ -68,7 +68,10 @@ def test_install_tree_layout(colcon_install: Path) -> None:
     assert (share / "robo_agent" / "package.xml").is_file()
     for robot in ("panda", "iiwa", "xarm6"):
         assert (share / "robo_agent" / "config" / "robots" / f"{robot}.yaml").is_file()
-    assert (share / "robo_agent" / "config" / "safety" / "default.yaml").is_file()
+    for policy in ("default", "unattended"):
+        assert (share / "robo_agent" / "config" / "safety" / f"{policy}.yaml").is_file()
+    for params in ("sim_robot", "arm_bridge"):
+        assert (share / "robo_agent" / "config" / "params" / f"{params}.yaml").is_file()
     for launch in ("sim.launch.xml", "robot.launch.xml"):
         assert (share / "robo_agent" / "launch" / launch).is_file()
     for exe in ("robo-agent", "sim_robot", "arm_bridge", "agent_node"):
