@@ -89,6 +89,8 @@ def _settings_args(p: argparse.ArgumentParser, task: str, budget: float, note: s
     )
     p.add_argument("--repeats", type=int, default=None, help=f"training seeds per candidate{note}")
     p.add_argument("--episodes", type=int, default=None, help=f"held-out evaluation episodes{note}")
+    p.add_argument("--domain-randomization", action="store_true",
+                   help=f"evaluate under domain randomisation{note}")  # fmt: skip
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -122,6 +124,8 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         extra["repeats"] = args.repeats
     if args.episodes is not None:
         extra["eval_episodes"] = args.episodes
+    if args.domain_randomization:
+        extra["domain_randomization"] = True
     return extra
 
 

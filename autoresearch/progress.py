@@ -113,7 +113,7 @@ class LiveProgress:
 
         with self._lock:
             table = Table(
-                title=f"research · {self.target} · {self.done} trials done · "
+                title=f"research · {self.target} · {self.done} ledger rows · "
                 f"{time.monotonic() - self.started:,.0f} s elapsed · best: {self.best}",
                 title_justify="left",
             )

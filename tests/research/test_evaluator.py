@@ -49,6 +49,16 @@ def test_wrong_task_and_tampered_artifact_are_refused(
     assert "score" not in parse_summary(proc.stdout)
 
 
+def test_domain_randomisation_runs_and_changes_the_episodes(baseline_workspace: Path) -> None:
+    artifact = baseline_workspace / ".research" / "trials" / "0000" / "r0" / "artifact"
+    task = "robo_agent/PandaReach-v0"
+    nominal = evaluate(artifact, task, SEEDS[:3], workers=1)
+    randomised = evaluate(artifact, task, SEEDS[:3], domain_randomization=True, workers=1)
+    vector = evaluate(artifact, task, SEEDS[:3], domain_randomization=True, workers=2)
+    assert randomised["final_distance"] != pytest.approx(nominal["final_distance"], abs=1e-9)
+    assert vector["final_distance"] == pytest.approx(randomised["final_distance"], abs=1e-6)
+
+
 def test_parse_summary_ignores_other_lines() -> None:
     text = "t=1.0s steps=3\nscore: 0.5\nnoise: here\nfinal_distance: 0.01\nscore: 0.75\n"
     assert parse_summary(text) == {"score": 0.75, "final_distance": 0.01}
