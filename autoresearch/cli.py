@@ -232,7 +232,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         table.add_row(str(r.trial), r.status, r.proposer, f(r.score), f(r.spread), bar,
                       f(r.train_seconds, 1), str(r.env_steps), f(r.peak_mem_mb, 0),
                       r.commit[:8], r.description[:80])  # fmt: skip
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # logs and pipes: no 80-column squeeze
+        console = Console(width=200)
+    console.print(table)
     best = best_row(rows)
     if best is None:
         print("best: none yet")
