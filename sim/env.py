@@ -278,6 +278,7 @@ class RoboAgentEnv(gym.Env):
         return self.task.compute_reward(achieved_goal, desired_goal, self.reward_type)
 
     def render(self) -> np.ndarray | None:
+        """An (height, width, 3) uint8 image in `rgb_array` mode; None otherwise."""
         if self.render_mode != "rgb_array":
             return None
         w, h = self._image_size
@@ -285,6 +286,7 @@ class RoboAgentEnv(gym.Env):
                                    pitch=-30.0)
 
     def close(self) -> None:
+        """Disconnect the physics client (idempotent)."""
         self.sim.close()
 
     # -- internals -----------------------------------------------------------------------

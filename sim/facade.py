@@ -164,6 +164,7 @@ class PyBullet:
 
     @property
     def connected(self) -> bool:
+        """True until `close()` (or the GUI window was closed)."""
         return not self._closed and p.isConnected(physicsClientId=self._cid)
 
     def close(self) -> None:
@@ -232,6 +233,7 @@ class PyBullet:
             raise ValueError(f"unknown body '{body}' (known: {known})") from None
 
     def has_body(self, body: str) -> bool:
+        """Whether a body of that name was loaded or created."""
         return body in self._bodies
 
     def body_id(self, body: str) -> int:
@@ -533,6 +535,7 @@ class PyBullet:
 
     # -- bases ------------------------------------------------------------------------------
     def get_base_pose(self, body: str) -> tuple[np.ndarray, np.ndarray]:
+        """World position and quaternion (x, y, z, w) of a body's base."""
         pos, orn = p.getBasePositionAndOrientation(self._body(body).uid, physicsClientId=self._cid)
         return np.array(pos), np.array(orn)
 
@@ -694,4 +697,5 @@ class PyBullet:
         p.restoreState(stateId=int(state_id), physicsClientId=self._cid)
 
     def remove_state(self, state_id: int) -> None:
+        """Free a snapshot taken by `save_state`."""
         p.removeState(int(state_id), physicsClientId=self._cid)

@@ -61,9 +61,11 @@ class Randomization:
 
     @property
     def enabled(self) -> bool:
+        """Whether any option differs from the default (off)."""
         return self != Randomization()
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the options (JSON/YAML friendly)."""
         return asdict(self)
 
     @classmethod

@@ -141,6 +141,7 @@ class SimRobot:
 
     @property
     def gripper_target(self) -> float | None:
+        """The commanded gripper width in m (None without a gripper)."""
         return self._gripper_target
 
     def read_state(self, with_gripper: bool = True) -> tuple[np.ndarray, np.ndarray, float | None]:
@@ -151,9 +152,11 @@ class SimRobot:
         return q[: self.dof], qd[: self.dof], width
 
     def joint_positions(self) -> np.ndarray:
+        """Measured arm joint positions (rad), in the description's joint order."""
         return self.sim.get_joint_states(self.body, self.joints)[0]
 
     def joint_velocities(self) -> np.ndarray:
+        """Measured arm joint velocities (rad/s), in the description's joint order."""
         return self.sim.get_joint_states(self.body, self.joints)[1]
 
     def gripper_width(self) -> float | None:
@@ -238,6 +241,7 @@ class Kinematics:
         self._sim_orientation = spec.base_orientation
 
     def close(self) -> None:
+        """Disconnect the private physics client."""
         self._sim.close()
 
     def __enter__(self) -> Kinematics:

@@ -33,9 +33,11 @@ class ScriptedController:
         self._grip_steps = 0
 
     def close(self) -> None:
+        """Release the IK client."""
         self.kin.close()
 
     def reset(self) -> None:
+        """Start a new episode (call after `env.reset`)."""
         self.phase = 0
         self._q_goal = None
         self._grip_steps = 0
@@ -63,6 +65,7 @@ class ScriptedController:
 
     # -- policy ----------------------------------------------------------------------------
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The env action for observation `obs`."""
         layout = dict(self.env.observation_layout)
         vec = obs["observation"].astype(np.float64)
         offsets, i = {}, 0

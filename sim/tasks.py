@@ -70,6 +70,7 @@ class Task:
             self.sim.set_base_pose("goal", self.goal)
 
     def sample_goal(self, rng: np.random.Generator) -> np.ndarray:
+        """A new goal position (m, base frame)."""
         raise NotImplementedError
 
     # -- observations --------------------------------------------------------------------
@@ -77,15 +78,19 @@ class Task:
     object_layout: ClassVar[list[tuple[str, int]]] = []
 
     def object_observation(self) -> np.ndarray:
+        """The `object_layout` part of the observation vector."""
         return np.zeros(0)
 
     def achieved_goal(self, ee_position: np.ndarray) -> np.ndarray:
+        """What is compared with the goal (end effector or object position)."""
         raise NotImplementedError
 
     def compute_reward(self, achieved: np.ndarray, desired: np.ndarray, reward_type: str):
+        """Batched reward, see `robo_agent.sim.rewards.compute_reward`."""
         return compute_reward(achieved, desired, reward_type, self.distance_threshold)
 
     def is_success(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray | bool:
+        """Within `distance_threshold` of the goal (batched)."""
         return goal_distance(achieved, desired) < self.distance_threshold
 
 

@@ -353,12 +353,15 @@ class SimVectorEnv(VectorEnv):
         return tuple(r for chunk in chunks for r in chunk)
 
     def get_attr(self, name: str) -> tuple[Any, ...]:
+        """An attribute of every env, in env order."""
         return self.call(name)
 
     def deployment_spec(self) -> dict[str, Any]:
+        """The envs' `RoboAgentEnv.deployment_spec()` (all envs share it)."""
         return dict(self._deployment_spec)
 
     def close_extras(self, terminate: bool = False, **kwargs: Any) -> None:
+        """Ask the workers to close their envs and exit; `terminate` kills them."""
         for conn, proc in zip(self._conns, self._procs, strict=False):
             if not terminate and proc.is_alive():
                 try:
@@ -375,6 +378,7 @@ class SimVectorEnv(VectorEnv):
         self._conns, self._procs = [], []
 
     def close(self, **kwargs: Any) -> None:
+        """Stop the workers and release shared memory (idempotent)."""
         if self.closed:
             return
         self.close_extras(**kwargs)

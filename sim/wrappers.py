@@ -44,6 +44,7 @@ class EndEffectorActions(gym.ActionWrapper):
         self.action_space = spaces.Box(-1.0, 1.0, (3 + self._n_grip,), np.float32)
 
     def action(self, action: Any) -> np.ndarray:
+        """Cartesian action -> the env's normalised joint-delta action (ValueError if bad)."""
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self.action_space.shape or not np.isfinite(a).all():
             raise ValueError(
@@ -60,5 +61,6 @@ class EndEffectorActions(gym.ActionWrapper):
         return np.concatenate([joint, a[3:]]).astype(np.float32)
 
     def close(self) -> None:
+        """Release the IK client and close the env."""
         self.kin.close()
         super().close()
