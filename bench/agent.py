@@ -1,6 +1,6 @@
 """Agent-interface overhead, measured in one run against a `sim_robot` process.
 
-    python tests/agent/bench_agent.py [--calls 300] [--commands 40]
+    python bench/agent.py [--calls 300] [--commands 40]
 
 Prints, for `get_robot_state` (no motion, so only interface cost is measured):
 - latency of a direct `RosToolExecutor.call` (in-process reference),
@@ -9,7 +9,7 @@ Prints, for `get_robot_state` (no motion, so only interface cost is measured):
 - one chat command through `LLMAgent` with the real `openai` client against a scripted
   OpenAI-compatible server on loopback (2 requests: one tool call, one final answer);
 - offline grammar parse time per command.
-Not a pytest module (no `test_` prefix); it imports the helpers from this folder's conftest.
+It reuses the scripted LLM server and the /joint_states probe of tests/agent/conftest.py.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "agent"))
 from conftest import JointStateProbe, ScriptedLLM
 
 
