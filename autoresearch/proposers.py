@@ -107,7 +107,7 @@ class OptunaProposer(Proposer):
 
     name = "optuna"
 
-    def __init__(self, seed: int | None = None, startup_trials: int = 4) -> None:
+    def __init__(self, seed: int | None = None, startup_trials: int = 3) -> None:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)

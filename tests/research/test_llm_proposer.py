@@ -26,8 +26,8 @@ DIFF_ANSWER = """DESCRIPTION: raise the learning rate to learn faster within the
 --- a/train.py
 +++ b/train.py
 @@ -1,1 +1,1 @@
--    learning_rate: float = 0.003  # log[0.0001, 0.01]
-+    learning_rate: float = 0.002  # log[0.0001, 0.01]
+-    learning_rate: float = 0.003  # log[0.0005, 0.01]
++    learning_rate: float = 0.002  # log[0.0005, 0.01]
 ```
 """
 EVIL_ANSWER = """DESCRIPTION: peek at the evaluator

@@ -30,8 +30,8 @@ def test_template_declares_tunables_and_passes_vetting() -> None:
 
 
 def test_apply_values_changes_only_the_block() -> None:
-    new = apply_values(TEMPLATE, {"learning_rate": 0.0005, "batch_size": 300.4, "n_envs": 4})
-    assert current_values(new)["learning_rate"] == pytest.approx(0.0005)
+    new = apply_values(TEMPLATE, {"learning_rate": 0.0007, "batch_size": 300.4, "n_envs": 4})
+    assert current_values(new)["learning_rate"] == pytest.approx(0.0007)
     assert current_values(new)["batch_size"] == 300
     assert current_values(new)["n_envs"] == 4
     old_lines, new_lines = TEMPLATE.splitlines(), new.splitlines()
@@ -81,6 +81,6 @@ def test_torch_load_with_weights_only_is_allowed() -> None:
 
 
 def test_malformed_tunable_line_names_the_line() -> None:
-    bad = TEMPLATE.replace("gamma: float = 0.95  # float[0.8, 0.99]", "gamma = 0.95")
+    bad = TEMPLATE.replace("gamma: float = 0.95  # float[0.85, 0.98]", "gamma = 0.95")
     with pytest.raises(SourceError, match=r"train.py line \d+"):
         parse_tunables(bad)
