@@ -9,7 +9,10 @@ ONNX policy artifact (observation normaliser inside the graph) in `--out`.
 
 Algorithm (Haarnoja et al. 2018; Andrychowicz et al. 2017):
 * `n_envs` environments step in lock-step (gymnasium vector env, same-step autoreset);
-  finished episodes go into an episode-aware replay buffer.
+  finished episodes go into an episode-aware replay buffer. robo_agent tasks use the
+  sim's shared-memory `SimVectorEnv` (`n_workers` worker processes) and, with
+  `async_env`, the physics of step t runs in the workers while this process does the
+  gradient updates due at step t (see `PipelinedEnv`): both cores busy, same data.
 * Sampled transitions have their goal replaced, with probability `her_ratio`, by an
   achieved goal from later in the same episode ("future" strategy); rewards are
   recomputed with the env's own vectorised `compute_reward`.
@@ -28,8 +31,10 @@ import argparse
 import dataclasses
 import json
 import math
+import multiprocessing as mp
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +84,11 @@ class Config:
     """print progress at this interval"""
     keep_checkpoints: bool = False
     """keep every checkpoint's artifact in out/checkpoints/ with its timings (benchmarks)"""
+    n_workers: int = 1
+    """sim worker processes for robo_agent tasks (0: in-process SyncVectorEnv); 1 leaves
+    the other core of a 2-core machine to the learner"""
+    async_env: bool = True
+    """step the envs in the background while the gradient updates of that step run"""
 
     # >>> tunable: proposers edit only the values in this block (ranges in the comments;
     # a box around values measured to learn Reach fast on a 2-core CPU)
@@ -243,9 +253,57 @@ def make_env(task: str):
     return thunk
 
 
+def make_envs(cfg: Config) -> gym.vector.VectorEnv:
+    """The sim's worker-process vector env for robo_agent ids, else an in-process one."""
+    if cfg.n_workers > 0 and gym.spec(cfg.task).vector_entry_point is not None:
+        # fork (where the OS has it) starts workers in ~0.1 s instead of re-importing this
+        # script and torch in each; safe because it happens before any torch/CUDA work
+        # and the workers only run the physics
+        context = "fork" if "fork" in mp.get_all_start_methods() else "forkserver"
+        n_workers = min(cfg.n_workers, cfg.n_envs)
+        return gym.make_vec(cfg.task, cfg.n_envs, num_workers=n_workers, context=context)
+    return gym.vector.SyncVectorEnv(
+        [make_env(cfg.task) for _ in range(cfg.n_envs)], autoreset_mode="SameStep"
+    )
+
+
+class PipelinedEnv:
+    """`step_async(actions)` / `step_wait()` over any vector env.
+
+    `step` of a worker-process vector env mostly waits on its workers (the GIL is
+    released while waiting), so one helper thread calls it while the main thread runs
+    the gradient updates; then `step_wait` returns that step's results. The caller
+    chooses the action for step t+1 only after `step_wait`, from the fresh observation:
+    every stored transition is (obs_t, action_t, obs_t+1) of one step, and the only
+    difference from the synchronous loop is that step t's updates see the buffer as it
+    was before step t (one step of lag). With `enabled=False` it steps synchronously.
+    """
+
+    def __init__(self, envs: gym.vector.VectorEnv, enabled: bool) -> None:
+        self.envs = envs
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="env-step") if enabled else None
+        self.pending = None
+
+    def step_async(self, actions: np.ndarray) -> None:
+        if self.pool is None:
+            self.pending = actions
+        else:
+            self.pending = self.pool.submit(self.envs.step, actions)
+
+    def step_wait(self) -> tuple:
+        pending, self.pending = self.pending, None
+        return self.envs.step(pending) if self.pool is None else pending.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        self.envs.close()
+
+
 def main() -> None:
     cfg = parse_config()
     deadline = _START + cfg.budget_seconds - cfg.save_reserve_seconds
+    envs = make_envs(cfg)  # first: sim workers are forked before torch does any work
     torch.set_num_threads(max(1, cfg.torch_threads))
     if cfg.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -256,9 +314,7 @@ def main() -> None:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    envs = gym.vector.SyncVectorEnv(
-        [make_env(cfg.task) for _ in range(cfg.n_envs)], autoreset_mode="SameStep"
-    )
+    stepper = PipelinedEnv(envs, cfg.async_env)
     reward_env = gym.make(cfg.task).unwrapped  # its compute_reward relabels sampled goals
     obs, _ = envs.reset(seed=[cfg.seed * 1000 + i for i in range(cfg.n_envs)])
     keys = ["observation", "achieved_goal", "desired_goal"]
@@ -378,8 +434,15 @@ def main() -> None:
         else:
             with torch.no_grad():
                 action = actor(norm(to_t(x)))[0].cpu().numpy()
-        next_obs, _, terminated, truncated, infos = envs.step(action)
+        stepper.step_async(action)  # physics runs in the workers from here ...
         env_steps += cfg.n_envs
+        if env_steps >= cfg.learning_starts and buffer.size >= cfg.batch_size:
+            update_debt += cfg.updates_per_step * cfg.n_envs
+            while update_debt >= 1.0:  # ... while this process learns
+                update()
+                updates += 1
+                update_debt -= 1.0
+        next_obs, _, terminated, truncated, infos = stepper.step_wait()
         done_any = np.logical_or(terminated, truncated)
         final = infos.get("final_obs") if done_any.any() else None
         for i in range(cfg.n_envs):
@@ -401,12 +464,6 @@ def main() -> None:
                 buffer.add_episode({k: np.asarray(v, np.float32) for k, v in ep.items()})
                 episodes[i] = {}
         obs = next_obs
-        if env_steps >= cfg.learning_starts and buffer.size >= cfg.batch_size:
-            update_debt += cfg.updates_per_step * cfg.n_envs
-            while update_debt >= 1.0:
-                update()
-                updates += 1
-                update_debt -= 1.0
         now = time.monotonic()
         if now - last_ckpt >= cfg.checkpoint_seconds:
             save("checkpoint")
@@ -425,7 +482,7 @@ def main() -> None:
     print(f"updates: {updates}")
     print(f"device: {device}")
     print(f"train_seconds: {time.monotonic() - _START:.2f}")
-    envs.close()
+    stepper.close()  # stops the sim workers
     reward_env.close()
 
 

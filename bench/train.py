@@ -52,7 +52,7 @@ def run_ours(args: argparse.Namespace, work: Path) -> dict:
     from robo_agent.autoresearch.evaluate import evaluate
 
     cmd = [
-        sys.executable, str(ROOT / "autoresearch" / "train.py"),
+        sys.executable, args.train_py,
         "--task", args.task, "--seed", str(args.seed),
         "--budget-seconds", str(args.budget), "--out", str(work),
         "--keep-checkpoints", "true", "--checkpoint-seconds", str(args.checkpoint_seconds),
@@ -143,6 +143,10 @@ def main() -> int:
     parser.add_argument("--sb3-steps", type=int, default=8000)
     parser.add_argument("--sb3-every", type=int, default=500)
     parser.add_argument("--skip-sb3", action="store_true")
+    parser.add_argument(
+        "--train-py", default=str(ROOT / "autoresearch" / "train.py"),
+        help="our trainer script (default: autoresearch/train.py; another for A/B runs)",
+    )  # fmt: skip
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     import torch
