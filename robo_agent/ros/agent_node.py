@@ -25,8 +25,6 @@ import sys
 import threading
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from std_msgs.msg import String
@@ -42,6 +40,7 @@ from robo_agent.agent.session import (
 )
 from robo_agent.core.robot_spec import RobotSpec, load_robot
 from robo_agent.core.tools import ToolResult
+from robo_agent.ros.node_main import run_node
 
 COMMAND_TOPIC = "/robo_agent/command"
 REPLY_TOPIC = "/robo_agent/reply"
@@ -206,23 +205,8 @@ class AgentNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: `agent_node --ros-args -p robot:=panda -p base_url:=...`."""
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node: AgentNode | None = None
-    try:
-        node = AgentNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as err:  # bad parameter: unknown robot, bad policy file, max_rounds < 1
-        print(f"agent_node: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    # ValueError: unknown robot, bad policy file, max_rounds < 1
+    return run_node("agent_node", AgentNode, AgentNode.close, (ValueError,), argv)
 
 
 if __name__ == "__main__":

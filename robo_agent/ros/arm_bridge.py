@@ -21,15 +21,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from std_msgs.msg import String
 
 from robo_agent.core.robot_spec import RobotSpecError
 from robo_agent.core.safety_policy import SafetyPolicyError
 from robo_agent.core.tools import TOOLS, ToolError, ToolResult
 from robo_agent.ros import interfaces as ifc
+from robo_agent.ros.node_main import run_node
 from robo_agent.ros.tool_executor import make_runner
 from robo_agent.ros.tool_node import ToolNode
 
@@ -102,27 +101,13 @@ class ArmBridge(ToolNode):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point for `arm_bridge` / `python -m robo_agent.ros.arm_bridge --ros-args ...`."""
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = None
-    try:
-        node = ArmBridge()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        # spin_once with a timeout rather than spin(): if a SIGINT's wake-up of the wait
-        # set is ever missed, the shut-down context still ends the loop within 0.2 s.
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (RobotSpecError, SafetyPolicyError, ValueError) as err:
-        print(f"arm_bridge: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(
+        "arm_bridge",
+        ArmBridge,
+        ArmBridge.shutdown,
+        (RobotSpecError, SafetyPolicyError, ValueError),
+        args,
+    )
 
 
 if __name__ == "__main__":

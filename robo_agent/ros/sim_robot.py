@@ -26,7 +26,6 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
@@ -34,6 +33,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.robot_spec import load_robot
 from robo_agent.ros import interfaces as ifc
+from robo_agent.ros.node_main import run_node
 from robo_agent.ros.trajectory import Trajectory, TrajectoryError, build_trajectory
 from robo_agent.sim.facade import PyBullet
 from robo_agent.sim.robot import SimRobot
@@ -281,27 +281,8 @@ class SimRobotNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Entry point for `sim_robot` / `python -m robo_agent.ros.sim_robot --ros-args ...`."""
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = None
-    try:
-        node = SimRobotNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        # spin_once with a timeout rather than spin(): if a SIGINT's wake-up of the wait
-        # set is ever missed, the shut-down context still ends the loop within 0.2 s.
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (ValueError, OSError) as err:  # bad parameter, unknown robot/task: say which
-        print(f"sim_robot: {err}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # ValueError/OSError: bad parameter, unknown robot/task; the message says which
+    return run_node("sim_robot", SimRobotNode, SimRobotNode.shutdown, (ValueError, OSError), args)
 
 
 if __name__ == "__main__":
