@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from robo_agent.core.errors import validation_problems
+
 SPEC_FILE = "policy.json"
 MODEL_FILE = "policy.onnx"
 FORMAT_VERSION = 1
@@ -114,17 +116,23 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def write_spec(folder: str | Path, spec: PolicySpec) -> Path:
-    """Write `policy.json` atomically (temp file + rename) after checking the model hash."""
-    folder = Path(folder)
+def _check_model(folder: Path, spec: PolicySpec) -> None:
+    """The model file exists and its sha256 is the one the spec records."""
     model = folder / spec.model_file
     if not model.is_file():
-        raise ArtifactError(f"{model}: model file missing; write it before the spec")
+        raise ArtifactError(f"{model}: model file missing")
     actual = sha256_file(model)
     if actual != spec.model_sha256:
         raise ArtifactError(
-            f"{model}: sha256 {actual} does not match the spec's {spec.model_sha256}"
+            f"{model}: sha256 {actual} does not match policy.json ({spec.model_sha256}); "
+            "the model was modified or corrupted"
         )
+
+
+def write_spec(folder: str | Path, spec: PolicySpec) -> Path:
+    """Write `policy.json` atomically (temp file + rename) after checking the model hash."""
+    folder = Path(folder)
+    _check_model(folder, spec)
     target = folder / SPEC_FILE
     tmp = folder / f".{SPEC_FILE}.tmp"
     tmp.write_text(json.dumps(spec.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
@@ -147,20 +155,10 @@ def load_spec(folder: str | Path, verify: bool = True) -> PolicySpec:
     try:
         spec = PolicySpec.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in err.errors()
-        )
+        problems = validation_problems(err)
         raise ArtifactError(f"{path}: invalid policy spec: {problems}") from None
     if verify:
-        model = folder / spec.model_file
-        if not model.is_file():
-            raise ArtifactError(f"{model}: model file missing")
-        actual = sha256_file(model)
-        if actual != spec.model_sha256:
-            raise ArtifactError(
-                f"{model}: sha256 {actual} does not match policy.json ({spec.model_sha256}); "
-                "the model was modified or corrupted"
-            )
+        _check_model(folder, spec)
     return spec
 
 

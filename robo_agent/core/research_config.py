@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from robo_agent.core.errors import validation_problems
+
 CONFIG_FILE = "research.yaml"
 #: Held-out evaluation seeds start here; training seeds are small integers (repeat index).
 EVAL_SEED_BASE = 1_000_000_000
@@ -77,7 +79,5 @@ class ResearchConfig(BaseModel):
         try:
             return cls.model_validate(data or {})
         except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in err.errors()
-            )
+            problems = validation_problems(err)
             raise ResearchConfigError(f"{path}: {problems}") from None
