@@ -32,9 +32,9 @@ from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.robot_spec import load_robot
+from robo_agent.core.trajectory import Trajectory, TrajectoryError, build_trajectory
 from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.node_main import run_node
-from robo_agent.ros.trajectory import Trajectory, TrajectoryError, build_trajectory
 from robo_agent.sim.facade import PyBullet
 from robo_agent.sim.robot import SimRobot
 from robo_agent.sim.tasks import task_class

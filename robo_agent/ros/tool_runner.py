@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from robo_agent.core.audit import AuditLog
+from robo_agent.core.geometry import quat_angle, quat_from_rpy, quat_mul
 from robo_agent.core.safety import JointPlan, SafetyEnvelope
 from robo_agent.core.safety_policy import SafetyPolicy
 from robo_agent.core.tools import TOOLS, ToolError, ToolResult, validate_call
 from robo_agent.ros import interfaces as ifc
-from robo_agent.ros.geometry import quat_angle, quat_from_rpy, quat_mul
 from robo_agent.ros.tool_node import JointSnapshot, ToolNode
 from robo_agent.ros.tool_sensors import camera_image, object_poses
 from robo_agent.sim.robot import Kinematics

@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
+from robo_agent.core.png import encode_png
 from robo_agent.core.tools import ToolError, ToolResult
-from robo_agent.ros.png import encode_png
 from robo_agent.ros.tool_node import ToolNode
 
 CAMERA_TIMEOUT = 5.0  # s

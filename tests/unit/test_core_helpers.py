@@ -1,4 +1,4 @@
-"""Pure helpers of robo_agent.ros: trajectory interpolation, PNG encoding, quaternions."""
+"""Pure helpers in robo_agent.core: trajectory interpolation, PNG encoding, quaternions."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import zlib
 import numpy as np
 import pytest
 
-from robo_agent.ros.geometry import quat_angle, quat_from_rpy, quat_mul
-from robo_agent.ros.png import encode_png
-from robo_agent.ros.trajectory import TrajectoryError, build_trajectory
+from robo_agent.core.geometry import quat_angle, quat_from_rpy, quat_mul
+from robo_agent.core.png import encode_png
+from robo_agent.core.trajectory import TrajectoryError, build_trajectory
 
 JOINTS = ["a", "b", "c"]
 START = np.array([0.0, 1.0, 2.0])
