@@ -26,7 +26,6 @@ _LAZY = {
     "EndEffectorActions": "robo_agent.sim.wrappers",
     "PyBullet": "robo_agent.sim.facade",
     "SimRobot": "robo_agent.sim.robot",
-    "Kinematics": "robo_agent.sim.robot",
 }
 
 
