@@ -115,6 +115,7 @@ def _workspace_faces(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, c: np.
             rows = np.unique(ms[(by_link == lk) & (fs == f)])
             exact = geometry.link_support(qs[rows], links[lk], d) + inflate > limit[f]
             same = np.array([n == links[lk] for n in links])
+            same[geometry.ee_sphere] = False  # the end-effector point is exact already
             bad[np.ix_(rows, np.flatnonzero(same), [f])] = exact[:, None, None]
     return bad
 
