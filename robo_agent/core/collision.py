@@ -47,8 +47,8 @@ class ArmGeometry(Protocol):
         """Index of the zero-radius sphere at the end-effector point."""
 
     @property
-    def sweep_bound(self) -> float:
-        """Largest travel (m) of any sphere centre per rad of joint motion (L1 norm)."""
+    def sweep_bound(self) -> np.ndarray | float:
+        """Per joint (or one for all), the most any sphere centre travels per rad of it."""
 
     def sphere_centers(self, qs: np.ndarray) -> np.ndarray:
         """(M, dof) joint configurations -> (M, N, 3) sphere centres in the base frame."""
@@ -84,40 +84,39 @@ class Zones:
         self.ee_only = np.array([b.applies_to == "end_effector" for b in boxes], dtype=bool)
 
 
-def path_samples(q0: np.ndarray, q1: np.ndarray, sweep_bound: float
+def path_samples(q0: np.ndarray, q1: np.ndarray, sweep_bound: np.ndarray | float
                  ) -> tuple[np.ndarray, np.ndarray, float]:
     """Samples of the straight joint path q0 -> q1 (start included), their fractions, and
     the inflation (m) that makes checking the samples cover the swept volume."""
-    travel = sweep_bound * float(np.sum(np.abs(q1 - q0)))
+    travel = float(np.sum(sweep_bound * np.abs(q1 - q0)))  # bound on any point's travel
     n = int(np.clip(np.ceil(travel / (2.0 * SWEEP_TOLERANCE)), 1, MAX_SWEEP_SAMPLES))
     s = np.linspace(0.0, 1.0, n + 1)
     return q0 + s[:, None] * (q1 - q0), s, travel / (2.0 * n)
 
 
-_FACES = [(axis, sign) for axis in range(3) for sign in (-1.0, 1.0)]  # floor = (2, -1.0)
-
-
 def _workspace_faces(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, c: np.ndarray,
-                     r: np.ndarray, inflate: float) -> np.ndarray:
-    """(M, N, 6) whether each sphere's link crosses each workspace face at each sample."""
-    limit = np.concatenate([[-zones.ws_min[a] if sg < 0 else zones.ws_max[a]]
-                            for a, sg in _FACES])  # sign * coordinate <= limit
-    signed = np.stack([sg * c[:, :, a] for a, sg in _FACES], axis=2)  # (M, N, 6)
-    bad = signed + r[None, :, None] > limit
-    ms, ns, fs = np.nonzero(bad)
-    if ms.size:  # narrow phase: the exact hull of each (link, face) flagged by a sphere
+                     r: np.ndarray, inflate: float) -> tuple[np.ndarray, np.ndarray]:
+    """(M, N) whether each sphere's link goes below the table, and whether it crosses any
+    other face of the workspace box, at each sample."""
+    r3 = r[None, :, None]
+    low = c - r3 < zones.ws_min  # (M, N, 3): axis faces at min
+    high = c + r3 > zones.ws_max
+    if low.any() or high.any():  # narrow phase: the exact hull of each flagged link, face
         links = geometry.sphere_links
-        by_link = np.array([links.index(n) for n in links])[ns]  # first sphere of the link
-        for lk, f in {(int(i), int(j)) for i, j in zip(by_link, fs, strict=True)}:
-            a, sg = _FACES[f]
-            d = np.zeros(3)
-            d[a] = sg
-            rows = np.unique(ms[(by_link == lk) & (fs == f)])
-            exact = geometry.link_support(qs[rows], links[lk], d) + inflate > limit[f]
-            same = np.array([n == links[lk] for n in links])
-            same[geometry.ee_sphere] = False  # the end-effector point is exact already
-            bad[np.ix_(rows, np.flatnonzero(same), [f])] = exact[:, None, None]
-    return bad
+        first = np.array([links.index(n) for n in links])  # a link's first sphere
+        for side, flags in ((-1.0, low), (1.0, high)):
+            ms, ns, axes = np.nonzero(flags)
+            for lk, a in {(int(first[n]), int(x)) for n, x in zip(ns, axes, strict=True)}:
+                d = np.zeros(3)
+                d[a] = side
+                rows = np.unique(ms[(first[ns] == lk) & (axes == a)])
+                limit = -zones.ws_min[a] if side < 0 else zones.ws_max[a]
+                exact = geometry.link_support(qs[rows], links[lk], d) + inflate > limit
+                same = first == lk
+                same[geometry.ee_sphere] = False  # the end-effector point is exact already
+                flags[np.ix_(rows, np.flatnonzero(same), [a])] = exact[:, None, None]
+    below = low[:, :, 2]
+    return below, (low[:, :, :2].any(axis=2) | high.any(axis=2)) & ~below
 
 
 def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarray
@@ -127,10 +126,8 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
     c = geometry.sphere_centers(qs)  # (M, N, 3)
     n_sph = c.shape[1]
     r = geometry.sphere_radii + inflate  # (N,)
-    faces = _workspace_faces(geometry, zones, qs, c, r, inflate)
-    below = faces[:, :, 4]  # the floor: -z <= -min_z
-    outside = np.any(np.delete(faces, 4, axis=2), axis=2)
-    bad = [below, outside & ~below]
+    below, outside = _workspace_faces(geometry, zones, qs, c, r, inflate)
+    bad = [below, outside]
     if zones.names:
         # Distance from each centre to each box (0 inside): (M, N, Z).
         gap = np.maximum(zones.ko_min - c[:, :, None, :], 0.0) + np.maximum(

@@ -129,6 +129,8 @@ class SafetyEnvelope:
         self.audit = audit or AuditLog(None)
         # Without kinematics only joint-space limits are checked (no workspace/keep-out).
         self.kinematics = kinematics
+        if kinematics is not None:
+            kinematics.sphere_radii  # noqa: B018 - fit the geometry now, not in the 1st command
         self._zones = Zones(self.limits)
         self.clock = clock
         margin = self.limits.joint_margin

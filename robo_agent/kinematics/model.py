@@ -17,6 +17,7 @@ serialised, each a few microseconds.
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -98,13 +99,11 @@ def _as_vector(v: Sequence[float] | np.ndarray, n: int, what: str) -> np.ndarray
     a = np.asarray(v, dtype=np.float64).reshape(-1)
     if a.shape != (n,):
         raise ValueError(f"{what} needs {n} values, got {a.size}")
-    if not np.all(np.isfinite(a)):
+    # One dot product is the cheap test (FK runs at control rate); only a non-finite (or
+    # overflowing) result needs the element-wise one.
+    if not math.isfinite(float(a @ a)) and not np.all(np.isfinite(a)):
         raise ValueError(f"{what} must be finite, got {a.tolist()}")
     return a
-
-
-def _quat_xyzw(rot: np.ndarray) -> np.ndarray:
-    return np.asarray(pin.Quaternion(rot).coeffs(), dtype=np.float64)  # (x, y, z, w)
 
 
 def _rot_from_xyzw(q: np.ndarray) -> np.ndarray:
@@ -152,6 +151,7 @@ class Kinematics:
         self._base_pos = np.array(inv.translation)
         self._base_identity = bool(np.allclose(self._base_rot, np.eye(3))
                                    and np.allclose(self._base_pos, 0.0))
+        self._base_se3 = None if self._base_identity else inv
         self.link_names = [f.name for f in m.frames if f.type == pin.FrameType.BODY]
         self._links = [int(m.getFrameId(n)) for n in self.link_names]
         self.lower, self.upper = spec.lower, spec.upper
@@ -182,7 +182,7 @@ class Kinematics:
         return self.spheres.ee_index
 
     @property
-    def sweep_bound(self) -> float:
+    def sweep_bound(self) -> np.ndarray:
         return self.spheres.sweep_bound
 
     def sphere_centers(self, qs: np.ndarray) -> np.ndarray:
@@ -221,9 +221,12 @@ class Kinematics:
     def ee_pose(self, q: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position (m) and quaternion (x, y, z, w) in the base frame."""
         q = _as_vector(q, self.dof, "q")
+        m, d = self.model, self._data
         with self._lock:
-            rot, pos = self._ee_placement(q)
-            return np.array(pos), _quat_xyzw(rot)
+            pin.forwardKinematics(m, d, self._full(q))
+            oMf = pin.updateFramePlacement(m, d, self._ee)
+            xyzquat = pin.SE3ToXYZQUAT(oMf if self._base_se3 is None else self._base_se3 * oMf)
+        return xyzquat[:3], xyzquat[3:]  # quaternion (x, y, z, w)
 
     def jacobian(self, q: Sequence[float] | np.ndarray) -> np.ndarray:
         """6 x dof Jacobian of the ee frame (linear rows first), axes of the base frame."""

@@ -136,7 +136,7 @@ class SphereModel:
             k = _skew(j.axis)
             self._rev[jid] = np.stack([j.rot, j.rot @ k, j.rot @ k @ k], axis=1).reshape(3, 9)
         self._base = base  # (rotation, translation) into the base frame; None: identity
-        self.sweep_bound = self._sweep_bound()
+        self.sweep_bound = self._sweep_bound(len(arm_joints))
 
     @staticmethod
     def _hull(pts: np.ndarray) -> np.ndarray:
@@ -186,16 +186,18 @@ class SphereModel:
                 j = self._joints[j].parent
         return sorted(need)  # pinocchio numbers parents before children
 
-    def _sweep_bound(self) -> float:
-        """Largest distance (m) from any joint to a sphere centre it moves, over any
-        configuration: the chain of joint offsets plus the centre's local offset."""
-        best = 0.0
+    def _sweep_bound(self, dof: int) -> np.ndarray:
+        """Per arm joint, the largest distance (m) from it to a sphere centre it moves, over
+        any configuration (the chain of joint offsets plus the centre's local offset): the
+        most any centre travels per rad of that joint (1 m per m for a prismatic one)."""
+        best = np.zeros(dof)
         for j, local in zip(self._order, self._local, strict=True):
             reach = float(np.max(np.linalg.norm(local, axis=1)))
             while j != 0:
                 joint = self._joints[j]
                 if joint.arm_index is not None:
-                    best = max(best, reach if joint.revolute else 1.0)
+                    i = joint.arm_index
+                    best[i] = max(best[i], reach if joint.revolute else 1.0)
                 reach += float(np.linalg.norm(joint.pos))
                 j = joint.parent
         return best
