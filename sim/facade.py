@@ -500,19 +500,6 @@ class PyBullet:
                 physicsClientId=self._cid,
             )
 
-    def disable_motors(self, body: str, joints: np.ndarray) -> None:
-        """Turn off PyBullet's default velocity motors (for torque control / free joints)."""
-        uid = self._body(body).uid
-        n = len(joints)
-        p.setJointMotorControlArray(
-            uid,
-            joints,
-            p.VELOCITY_CONTROL,
-            targetVelocities=[0.0] * n,
-            forces=[0.0] * n,
-            physicsClientId=self._cid,
-        )
-
     def get_link_pose(self, body: str, link: int) -> tuple[np.ndarray, np.ndarray]:
         """World position and quaternion (x, y, z, w) of a link's URDF frame (-1: base)."""
         uid = self._body(body).uid
