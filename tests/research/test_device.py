@@ -15,6 +15,7 @@ from research_settings import BUDGET, TASK, TINY
 from robo_agent.autoresearch import devices
 from robo_agent.autoresearch.execute import Job, train_once
 from robo_agent.autoresearch.workspace import TEMPLATE_DIR
+
 from robo_agent.cli import main
 
 pytestmark = pytest.mark.research
