@@ -60,6 +60,7 @@ def test_cuda_without_a_gpu_is_refused_before_any_trial(
     assert devices.resolve("auto") == "cpu"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not NO_GPU, reason="needs a machine without a CUDA GPU")
 def test_device_reaches_train_py(tmp_path: Path) -> None:
     """train.py gets the job's device: asked for cuda on a CPU-only torch, it fails on it."""
