@@ -74,7 +74,7 @@ class LoopbackCluster:
         self.address = ""
         self._worker_port = random.randrange(20_000, 40_000, 200)
 
-    def _start(self, name: str, extra: list[str]) -> Node:
+    def _start(self, name: str, extra: list[str], cpus: int) -> Node:
         tmp = self.root / name
         tmp.mkdir(exist_ok=True)
         ports = {
@@ -89,7 +89,7 @@ class LoopbackCluster:
         }
         self._worker_port += 100
         cmd = [*_ray_cli(), "start", *extra, "--node-ip-address=127.0.0.1",
-               f"--num-cpus={self.cpus}", "--num-gpus=0",
+               f"--num-cpus={cpus}", "--num-gpus=0",
                f"--object-store-memory={200 * 2**20}", "--disable-usage-stats", "--block",
                *(f"{k}={v}" for k, v in ports.items())]  # fmt: skip
         env = dict(self.env, TMPDIR=str(tmp))
@@ -102,10 +102,12 @@ class LoopbackCluster:
         self.nodes.append(node)
         return node
 
-    def head(self) -> str:
+    def head(self, cpus: int | None = None) -> str:
+        """Start the head (`cpus` 0: a head that runs no trial); returns the address."""
         port = _free_port()
         self._start("head", ["--head", f"--port={port}", "--include-dashboard=false",
-                             f"--temp-dir={self.root / 'ray'}"])  # fmt: skip
+                             f"--temp-dir={self.root / 'ray'}"],
+                    self.cpus if cpus is None else cpus)  # fmt: skip
         self.address = f"127.0.0.1:{port}"
         self.wait_for_nodes(1)
         return self.address
@@ -113,7 +115,7 @@ class LoopbackCluster:
     def add_node(self) -> Node:
         if not self.address:
             raise ClusterError("start the head first")
-        node = self._start(f"node{len(self.nodes)}", [f"--address={self.address}"])
+        node = self._start(f"node{len(self.nodes)}", [f"--address={self.address}"], self.cpus)
         self.wait_for_nodes(sum(n.alive for n in self.nodes))
         return node
 
