@@ -34,7 +34,9 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
-@pytest.mark.parametrize("context", ["fork", "forkserver"])
+# fork is the start method train.py uses (and the one that left orphans); forkserver
+# re-imports the sim in a server process and costs a few seconds more
+@pytest.mark.parametrize("context", ["fork", pytest.param("forkserver", marks=pytest.mark.slow)])
 def test_workers_die_when_owner_is_killed(context: str) -> None:
     owner = subprocess.Popen(
         [sys.executable, "-c", OWNER, context],
