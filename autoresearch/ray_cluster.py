@@ -102,22 +102,38 @@ class LoopbackCluster:
         self.nodes.append(node)
         return node
 
+    def _start_and_wait(self, name: str, extra: list[str], cpus: int) -> Node:
+        """Start a node and wait until the head counts it; once more if it gave up.
+
+        `ray start` waits a fixed 30 s for its raylet to register and then exits; on a
+        loaded 2-core machine that can happen, and a second start usually gets through.
+        """
+        node = self._start(name, extra, cpus)
+        try:
+            self.wait_for_nodes(sum(n.alive for n in self.nodes))
+        except ClusterError:
+            if node.alive:  # alive but not counted in time: a real problem
+                raise
+            self.kill(node)  # its group's stragglers
+            self.nodes.remove(node)
+            node = self._start(name, extra, cpus)
+            self.wait_for_nodes(sum(n.alive for n in self.nodes))
+        return node
+
     def head(self, cpus: int | None = None) -> str:
         """Start the head (`cpus` 0: a head that runs no trial); returns the address."""
         port = _free_port()
-        self._start("head", ["--head", f"--port={port}", "--include-dashboard=false",
-                             f"--temp-dir={self.root / 'ray'}"],
-                    self.cpus if cpus is None else cpus)  # fmt: skip
         self.address = f"127.0.0.1:{port}"
-        self.wait_for_nodes(1)
+        self._start_and_wait("head", ["--head", f"--port={port}", "--include-dashboard=false",
+                                      f"--temp-dir={self.root / 'ray'}"],
+                             self.cpus if cpus is None else cpus)  # fmt: skip
         return self.address
 
     def add_node(self) -> Node:
         if not self.address:
             raise ClusterError("start the head first")
-        node = self._start(f"node{len(self.nodes)}", [f"--address={self.address}"], self.cpus)
-        self.wait_for_nodes(sum(n.alive for n in self.nodes))
-        return node
+        name = f"node{len(self.nodes)}"
+        return self._start_and_wait(name, [f"--address={self.address}"], self.cpus)
 
     def alive_nodes(self) -> int:
         """Nodes the head reports alive (asked from a short-lived driver process, so this

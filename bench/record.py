@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORDS = ROOT / "docs" / "benchmarks"
+#: where records go; ROBO_AGENT_BENCH_RECORDS moves them (tests, trial runs of a bench)
+RECORDS = Path(os.environ.get("ROBO_AGENT_BENCH_RECORDS", ROOT / "docs" / "benchmarks"))
 
 
 def git_commit(root: Path = ROOT) -> str:
