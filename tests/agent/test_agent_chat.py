@@ -211,6 +211,7 @@ def _chat(ros_env: dict[str, str], audit: Path, *args: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_chat_cli_with_an_llm_and_yes(
     sim_robot: Any, ros_env: dict[str, str], scripted_llm: Any, tmp_path: Path
 ) -> None:
@@ -228,6 +229,7 @@ def test_chat_cli_with_an_llm_and_yes(
     assert sim_robot.positions()[0] == pytest.approx(target, abs=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_chat_cli_without_terminal_or_yes_does_not_move(
     sim_robot: Any, ros_env: dict[str, str], tmp_path: Path
 ) -> None:
