@@ -91,6 +91,9 @@ def _settings_args(p: argparse.ArgumentParser, task: str, budget: float, note: s
     p.add_argument("--episodes", type=int, default=None, help=f"held-out evaluation episodes{note}")
     p.add_argument("--domain-randomization", action="store_true",
                    help=f"evaluate under domain randomisation{note}")  # fmt: skip
+    p.add_argument("--device", default=None, metavar="cpu|cuda|cuda:N|auto",
+                   help=f"torch device of train.py (default auto: the GPU if torch sees one, "
+                   f"else the CPU){note}")  # fmt: skip
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -126,6 +129,8 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         extra["eval_episodes"] = args.episodes
     if args.domain_randomization:
         extra["domain_randomization"] = True
+    if args.device is not None:
+        extra["device"] = args.device
     return extra
 
 
@@ -138,7 +143,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     print(f"created research workspace {ws.path} (branch research, commit {ws.repo.head()[:8]})")
     print(
         f"task {cfg.task}, budget {cfg.budget_seconds:g} s x {cfg.repeats} seeds, "
-        f"{cfg.eval_episodes} held-out episodes"
+        f"{cfg.eval_episodes} held-out episodes, device {cfg.device}"
     )
     print(f"next: robo-agent research run {args.dir}")
     return 0
@@ -161,6 +166,9 @@ def _open_or_create(args: argparse.Namespace) -> Any:
         print(f"note: {ws.path} exists; its research.yaml applies ({cfg.task}, budget "
               f"{cfg.budget_seconds:g} s), --task/--budget only apply when creating one",
               file=sys.stderr)  # fmt: skip
+    if args.device is not None and args.device != cfg.device:
+        print(f"note: {ws.path} exists; its research.yaml device '{cfg.device}' applies "
+              f"(edit it there to change the device of later trials)", file=sys.stderr)  # fmt: skip
     return ws
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robo_agent.autoresearch.devices import resolve as resolve_device
 from robo_agent.autoresearch.execute import Job, JobResult, run_jobs_locally
 from robo_agent.autoresearch.gitops import GitError
 from robo_agent.autoresearch.progress import LiveProgress, plot_progress
@@ -329,6 +330,8 @@ class Runner:
         """Checks that need no lock, so bad input fails before anything is written."""
         self._rows()  # a malformed ledger raises here, naming the line
         self.ws.require_clean()
+        if self.backend == "local":  # `cuda` without a GPU here: refuse before any trial
+            resolve_device(self.ws.config.device)
         if self.proposer is not None:
             self.proposer.check()
 

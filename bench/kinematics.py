@@ -14,8 +14,9 @@
 
     python bench/kinematics.py            # --calls 2000 --ik 100 --trajectories 100
 
-Prints every figure and the ratios; writes docs/benchmarks/kinematics.json (with the git
-commit and the load average).
+Prints every figure and the ratios; writes a record `docs/benchmarks/kinematics-<time>.json`
+(bench/record.py: figures, git commit, load) and the per-robot detail in
+`docs/benchmarks/detail/kinematics.json`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tempfile import TemporaryDirectory
 
 import numpy as np
 import psutil
+from record import write_record  # bench/record.py (the script's folder is on sys.path)
 from robo_agent.sim.facade import PyBullet
 from robo_agent.sim.robot import SimRobot
 
@@ -225,6 +227,44 @@ def bridge_rss() -> dict:
     return out
 
 
+ROWS = [
+    {"id": "kinematics 1", "goal": "FK per call, Pinocchio ≥ 10× the PyBullet path (same run)",
+     "measured": "**{fk_speedup_panda:.1f}× / {fk_speedup_iiwa:.1f}× / {fk_speedup_xarm6:.1f}×** "
+                 "panda / iiwa / xarm6 ({fk_pin_panda_us:.1f} µs vs {fk_pyb_panda_us:.1f} µs p50 "
+                 "on the Panda)",
+     "check": ["fk_speedup_min", ">=", 10.0]},
+    {"id": "kinematics 2", "goal": "whole-arm envelope check of one 2 s trajectory p99 ≤ 1 ms",
+     "measured": "p50 {plan_p50_max_ms:.2f} ms, **p99 {plan_p99_max_ms:.2f} ms** (worst robot); "
+                 "streamed at 500 Hz p99 {stream_p99_max_ms:.2f} ms per command",
+     "check": ["plan_p99_max_ms", "<=", 1.0]},
+    {"id": "kinematics 3", "goal": "`arm_bridge` RSS with the robot install vs the previous "
+                                   "import set (same run)",
+     "measured": "**{rss_robot_mb:.0f} MB vs {rss_previous_mb:.0f} MB** ({rss_ratio:.2f}×)",
+     "check": ["rss_ratio", "<", 1.0]},
+]
+
+
+def summary_figures(record: dict) -> dict[str, float]:
+    """The flat figures of the summary rows, from the per-robot detail."""
+    r = record["robots"]
+    f: dict[str, float] = {}
+    for name, d in r.items():
+        f[f"fk_speedup_{name}"] = round(d["fk_us"]["speedup_p50"], 2)
+    f["fk_speedup_min"] = min(f[f"fk_speedup_{n}"] for n in r)
+    f["fk_pin_panda_us"] = round(r["panda"]["fk_us"]["pinocchio_p50"], 2)
+    f["fk_pyb_panda_us"] = round(r["panda"]["fk_us"]["pybullet_p50"], 2)
+    f["plan_p50_max_ms"] = round(max(d["envelope"]["plan_2s_ms"]["p50"] for d in r.values()), 3)
+    f["plan_p99_max_ms"] = round(max(d["envelope"]["plan_2s_ms"]["p99"] for d in r.values()), 3)
+    f["stream_p99_max_ms"] = round(max(d["envelope"]["stream_ms"]["p99"] for d in r.values()), 3)
+    rss = record.get("arm_bridge_rss_mb")
+    if rss:
+        f.update(rss_robot_mb=round(rss["robot_path"], 1),
+                 rss_previous_mb=round(rss["previous_import_set"], 1),
+                 rss_ratio=round(rss["ratio"], 3))
+    return f
+
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=2000, help="FK calls per robot and path")
@@ -257,14 +297,15 @@ def main() -> int:
         record["arm_bridge_rss_mb"] = rss
         print(f"arm_bridge RSS: robot path {rss['robot_path']:.0f} MB vs previous import set "
               f"{rss['previous_import_set']:.0f} MB -> {rss['ratio']:.2f}x")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    record.update(commit=commit, time=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                  load_average=[load0, os.getloadavg()[0]], args=vars(args),
-                  machine="shared 2-core VM (other engineers' jobs running)")
-    path = ROOT / "docs" / "benchmarks" / "kinematics.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {path.relative_to(ROOT)}")
+    record.update(time=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  load_average=[load0, os.getloadavg()[0]], args=vars(args))
+    detail = ROOT / "docs" / "benchmarks" / "detail" / "kinematics.json"
+    detail.parent.mkdir(parents=True, exist_ok=True)
+    detail.write_text(json.dumps(record, indent=1) + "\n")
+    path = write_record("kinematics", summary_figures(record), ROWS,
+                        load_before=(load0, 0.0, 0.0),
+                        notes=f"per-robot detail in {detail.relative_to(ROOT)}")
+    print(f"wrote {path.relative_to(ROOT)} and {detail.relative_to(ROOT)}")
     return 0
 
 

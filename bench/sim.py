@@ -349,6 +349,8 @@ def main() -> None:
     ap.add_argument("--envs-per-worker", type=int, default=4)
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--plot", help="also draw the figures into this PNG")
+    ap.add_argument("--no-record", action="store_true",
+                    help="do not write a record to docs/benchmarks/ (written for full runs)")
     ap.add_argument("--skip", nargs="*", default=[],
                     choices=["overhead", "panda_gym", "vector", "memory"])
     args = ap.parse_args()
@@ -412,6 +414,53 @@ def main() -> None:
             json.dump(res, f, indent=2)
     if args.plot:
         plot(res, args.plot)
+    if not args.no_record and not args.skip:
+        print(f"record: {write_sim_record(res, load_before)}")
+
+
+def write_sim_record(res: dict[str, Any], load_before: tuple[float, float, float]) -> Any:
+    """The figures of a full run as a record (bench/record.py) for docs/BENCHMARKS.md."""
+    from record import write_record  # bench/record.py (the script's folder is on sys.path)
+
+    o, g, v, m = res["overhead"], res["panda_gym"], res["vector"], res["memory"]
+    n = res["cpu_count"]
+    figures = {
+        "raw_same_motion": round(o["raw_same_motion"]), "env_steps": round(o["env_steps"]),
+        "env_over_raw": round(o["ratio_same_motion"], 3),
+        "env_over_raw_median_pair": round(o["ratio_same_motion_median_pair"], 3),
+        "ours_steps": round(g["ours"]) if g else None,
+        "panda_gym_steps": round(g["panda_gym"]) if g else None,
+        "ours_over_panda_gym": round(g["ratio"], 2) if g else None,
+        "workers": n, "vector_1_worker": round(v["vector_1_worker"]),
+        "vector_n_workers": round(v["vector_n_workers"]), "vector_scaling": round(v["scaling"], 2),
+        "vector_scaling_per_n": round(v["scaling"] / n, 2),
+        "machine_scaling": round(v["machine_scaling"], 2),
+        "rss_per_extra_env_mb": round(m["rss_per_extra_env_mb"], 1),
+        "rss_per_worker_mb": round(max(m["vector_worker_rss_mb"])),
+    }  # fmt: skip
+    rows = [
+        {"id": "sim 1",
+         "goal": "env steps/s × substeps ≥ 0.90 of raw `stepSimulation` on the same scene",
+         "measured": "**{env_over_raw:.3f}** (median pair {env_over_raw_median_pair:.3f}; "
+                     "{env_steps} env steps/s × 20 vs {raw_same_motion} raw steps/s)",
+         "check": ["env_over_raw", ">=", 0.9]},
+        {"id": "sim 3", "goal": "vector env, N = 2 workers ≥ 0.8 × N = 1.6× of 1 worker",
+         "measured": "**{vector_scaling:.2f}× = {vector_scaling_per_n:.2f} × N** "
+                     "({vector_1_worker} → {vector_n_workers} steps/s; the machine's own "
+                     "ceiling in the same run {machine_scaling:.2f}×)",
+         "check": ["vector_scaling", ">=", 0.8 * n]},
+        {"id": "sim 4", "goal": "peak memory per env",
+         "measured": "{rss_per_extra_env_mb} MB per extra headless env; {rss_per_worker_mb} MB "
+                     "per vector worker with 4 envs"},
+    ]  # fmt: skip
+    if g:
+        rows.insert(1, {
+            "id": "sim 2", "goal": "`robo_agent/PandaReach-v0` ≥ 1.0× panda-gym "
+            "`PandaReachJoints-v3` at equal timestep/substeps",
+            "measured": "**{ours_over_panda_gym:.2f}×** "
+                        "({ours_steps} vs {panda_gym_steps} steps/s)",
+            "check": ["ours_over_panda_gym", ">=", 1.0]})  # fmt: skip
+    return write_record("sim", figures, rows, load_before=load_before)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ rows valid under the mask), and its `is_success` is `infos["final_info"]["is_suc
 
 `compute_reward` works on batches without touching a worker (for HER relabelling).
 A worker that dies raises a `RuntimeError` naming it and its exit code.
+
+Workers die with the process that made them (Linux `PR_SET_PDEATHSIG`): a forked
+worker inherits its own pipe's parent end, so it would never read EOF and would sleep
+for good as an orphan after its owner is killed (`kill -9`, a Ray node dying). The
+signal follows the *thread* that created the env: build it in a thread that outlives it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import itertools
 import multiprocessing as mp
 import os
 import signal
+import sys
 import traceback
 from multiprocessing.connection import Connection
 from typing import Any
@@ -71,12 +77,33 @@ def _views(raw: dict[str, Any], n: int, n_obs: int, n_act: int) -> dict[str, np.
     return out
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_owner(owner_pid: int) -> None:
+    """SIGKILL this worker when its parent exits, and exit now if the owner is gone.
+
+    The parent is the owner (fork, spawn) or the owner's forkserver, which exits when the
+    owner does; the check after `prctl` closes the race of an owner dying first.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    try:
+        os.kill(owner_pid, 0)
+    except ProcessLookupError:
+        os._exit(0)
+
+
 def _worker(
     index: int, conn: Connection, start: int, stop: int, robot: str, task: str,
     env_kwargs: dict[str, Any], max_steps: int, raw: dict[str, Any], n: int, n_obs: int,
-    n_act: int,
+    n_act: int, owner_pid: int,
 ) -> None:
     """Own envs [start, stop): step them on command, write results into shared memory."""
+    _die_with_owner(owner_pid)
     from robo_agent.sim.env import RoboAgentEnv
 
     # Ctrl-C goes to the whole process group: let the parent handle it and close us.
@@ -232,7 +259,7 @@ class SimVectorEnv(VectorEnv):
                 proc = ctx.Process(
                     target=_worker, name=f"robo_agent-sim-worker-{w}", daemon=True,
                     args=(w, child, a, b, robot, task, env_kwargs, self.max_episode_steps, raw,
-                          self.num_envs, n_obs, n_act),
+                          self.num_envs, n_obs, n_act, os.getpid()),
                 )
                 proc.start()
                 child.close()

@@ -41,7 +41,11 @@ class ResearchConfig(BaseModel):
     domain_randomization: bool = False
     z: float = Field(default=1.0, ge=0, description="margin = max(min_margin, z * standard error)")
     min_margin: float = Field(default=0.02, ge=0)
-    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="torch device of train.py: auto (the GPU when torch sees one), cpu, cuda[:N]",
+    )
 
     @model_validator(mode="after")
     def _seeds(self) -> ResearchConfig:

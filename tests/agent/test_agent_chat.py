@@ -212,6 +212,7 @@ def _chat(ros_env: dict[str, str], audit: Path, *args: str) -> subprocess.Comple
     )
 
 
+@pytest.mark.slow
 def test_chat_cli_with_an_llm_and_yes(
     sim_robot: Any, ros_env: dict[str, str], scripted_llm: Any, tmp_path: Path
 ) -> None:
@@ -229,6 +230,7 @@ def test_chat_cli_with_an_llm_and_yes(
     assert sim_robot.positions()[0] == pytest.approx(target, abs=TOLERANCE)
 
 
+@pytest.mark.slow
 def test_chat_cli_without_terminal_or_yes_does_not_move(
     sim_robot: Any, ros_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -240,6 +242,7 @@ def test_chat_cli_without_terminal_or_yes_does_not_move(
     assert np.allclose(sim_robot.positions(), q0, atol=0.01)
 
 
+@pytest.mark.slow
 def test_chat_cli_unreachable_endpoint(
     ros_env: dict[str, str], sim_robot: Any, tmp_path: Path
 ) -> None:
@@ -250,6 +253,7 @@ def test_chat_cli_unreachable_endpoint(
     assert "cannot reach the LLM endpoint" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_motion_stops_the_arm(
     sim_robot: Any, ros_env: dict[str, str], scripted_llm: Any, tmp_path: Path
 ) -> None:

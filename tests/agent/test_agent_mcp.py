@@ -24,7 +24,7 @@ import pytest
 from robo_agent.core.paths import safety_dir
 from robo_agent.core.tools import TOOLS, args_json_schema, tool_names
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TOLERANCE = 0.03
 CLI = [sys.executable, "-m", "robo_agent.cli", "mcp", "--robot", "panda"]
 

@@ -21,7 +21,7 @@ import pytest
 
 from robo_agent.core.robot_spec import load_robot
 
-pytestmark = pytest.mark.ros
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
 PANDA = load_robot("panda")
 
 

@@ -16,7 +16,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.colcon
+pytestmark = [pytest.mark.colcon, pytest.mark.slow]
 
 
 def _tracked_files() -> list[str]:

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.research
 SEEDS = list(range(1_000_000_000, 1_000_000_006))
 
 
+@pytest.mark.slow
 def test_vector_and_single_env_give_identical_episodes(baseline_workspace: Path) -> None:
     artifact = baseline_workspace / ".research" / "trials" / "0000" / "r0" / "artifact"
     task = "robo_agent/PandaReach-v0"
@@ -28,6 +29,7 @@ def test_vector_and_single_env_give_identical_episodes(baseline_workspace: Path)
     assert single["episodes"] == len(SEEDS)
 
 
+@pytest.mark.slow
 def test_wrong_task_and_tampered_artifact_are_refused(
     baseline_workspace: Path, tmp_path: Path
 ) -> None:
@@ -49,6 +51,7 @@ def test_wrong_task_and_tampered_artifact_are_refused(
     assert "score" not in parse_summary(proc.stdout)
 
 
+@pytest.mark.slow
 def test_domain_randomisation_runs_and_changes_the_episodes(baseline_workspace: Path) -> None:
     artifact = baseline_workspace / ".research" / "trials" / "0000" / "r0" / "artifact"
     task = "robo_agent/PandaReach-v0"

@@ -100,6 +100,7 @@ def no_api_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+@pytest.mark.slow
 def test_llm_round_trip_diff_kept_or_discarded_bad_answers_rejected(
     workspace: Path, no_api_key: None
 ) -> None:

@@ -82,6 +82,7 @@ def test_not_a_git_repo(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "plain").iterdir()] == ["train.py"]
 
 
+@pytest.mark.slow
 def test_dirty_tree_refused_and_untouched(workspace: Path) -> None:
     (workspace / "train.py").write_text((workspace / "train.py").read_text() + "\n# wip\n")
     before = _snapshot(workspace)
@@ -90,6 +91,7 @@ def test_dirty_tree_refused_and_untouched(workspace: Path) -> None:
     assert _snapshot(workspace) == before
 
 
+@pytest.mark.slow
 def test_malformed_ledger_line_refused_and_untouched(workspace: Path) -> None:
     with (workspace / "results.tsv").open("a") as fh:
         fh.write("1\tgarbage\n")
@@ -103,6 +105,7 @@ def test_malformed_ledger_line_refused_and_untouched(workspace: Path) -> None:
         Workspace(workspace).ledger.rows()
 
 
+@pytest.mark.slow
 def test_unreachable_llm_endpoint_is_a_clear_error(workspace: Path) -> None:
     import socket
 

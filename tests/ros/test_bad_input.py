@@ -115,6 +115,7 @@ def test_calls_during_estop_are_refused(bridge: Any) -> None:
         assert bridge.call("reset_emergency_stop")["ok"]
 
 
+@pytest.mark.slow
 def test_absent_and_stale_joint_states(bridge: Any, ros_domain: int, tmp_path: Any) -> None:
     """An executor whose /joint_states is absent, then stale, refuses to move."""
     from robo_agent.ros.tool_executor import RosToolExecutor
@@ -141,6 +142,7 @@ def test_absent_and_stale_joint_states(bridge: Any, ros_domain: int, tmp_path: A
         bridge.node.destroy_publisher(pub)
 
 
+@pytest.mark.slow
 def test_burst_beyond_rate_limit(bridge: Any, ros_domain: int, tmp_path: Any) -> None:
     from robo_agent.ros.tool_executor import RosToolExecutor
 

@@ -88,6 +88,7 @@ def test_gripper_close_and_open(bridge: Any) -> None:
     assert "clipped" in r["data"]
 
 
+@pytest.mark.slow
 def test_pick_up_the_cube(bridge: Any) -> None:
     """End to end: the measured results say the cube is held, and the cube really moves."""
     assert bridge.call("set_gripper", {"action": "open"})["ok"]

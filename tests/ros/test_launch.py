@@ -93,6 +93,7 @@ def launch_probe(launch_domain: int, ros_probe_class: Any) -> Any:
     p.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launch_file", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_nodes_start_declare_params_and_stop(
         launch_file: Path, launch_domain: int, launch_probe: Any, ros_process: Any,

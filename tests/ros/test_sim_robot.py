@@ -60,6 +60,7 @@ def test_joint_states_names_and_rate(sim: Any) -> None:
     assert rate > 150.0, f"{rate:.1f} Hz of 250 requested"  # the bench measures the ratio
 
 
+@pytest.mark.slow
 def test_trajectory_by_name_is_interpolated_in_time(sim: Any) -> None:
     go_home(sim)
     # Partial goal, joints in a different order than the description; two points.
@@ -77,6 +78,7 @@ def test_trajectory_by_name_is_interpolated_in_time(sim: Any) -> None:
     assert positions(sim)[2] == pytest.approx(HOME[2], abs=0.02)  # omitted joints hold
 
 
+@pytest.mark.slow
 def test_new_trajectory_replaces_the_old_one(sim: Any) -> None:
     go_home(sim)
     far = HOME.copy()
