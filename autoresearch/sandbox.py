@@ -48,6 +48,8 @@ KEEP_ENV = (
     "PYTHONHASHSEED", "PYTHONUNBUFFERED", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES",
     "LD_LIBRARY_PATH", "VIRTUAL_ENV", "ROBO_AGENT_CONFIG_DIR",
+    # the ROS 2 PyPI wheels re-exec Python to set LD_LIBRARY_PATH unless this is set
+    "_ROS_WHEELS_BOOTSTRAP_COMPLETE",
 )  # fmt: skip
 HOW_TO = (
     "candidate train.py code runs only inside a sandbox (bubblewrap), and none works here. "
@@ -74,9 +76,10 @@ class SandboxUnavailable(RuntimeError):
 
 
 def _candidates() -> list[str]:
-    found = []
+    """bwrap binaries to try: $ROBO_AGENT_BWRAP alone if set, else the system's, then ours."""
     if os.environ.get(BWRAP_ENV):
-        found.append(os.environ[BWRAP_ENV])
+        return [os.environ[BWRAP_ENV]]
+    found = []
     system = shutil.which("bwrap")
     if system:
         found.append(system)
