@@ -126,8 +126,9 @@ def test_dirty_tree_refused_and_untouched(workspace: Path) -> None:
     assert _snapshot(workspace) == before
 
 
+@pytest.mark.parametrize("trials", [0, pytest.param(1, marks=pytest.mark.slow)])
 def test_forged_row_and_torn_last_line_are_moved_aside_and_the_loop_resumes(
-    workspace: Path,
+    workspace: Path, trials: int
 ) -> None:
     ws = Workspace(workspace)
     (baseline,) = ws.ledger.rows()
@@ -139,15 +140,21 @@ def test_forged_row_and_torn_last_line_are_moved_aside_and_the_loop_resumes(
     status = _cli("research", "status", str(workspace))
     assert status.returncode == 0 and "line 3: hash chain broken" in status.stderr
     assert "best: trial 0" in status.stdout  # the forged 'keep' is not believed
-    proc = _cli("research", "run", str(workspace), "--trials", "1", "--quiet")
+    proc = _cli("research", "run", str(workspace), "--trials", str(trials), "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "warning: ledger" in proc.stderr and "line 3: hash chain broken" in proc.stderr
     assert "moved 2 line(s) from line 3" in proc.stderr
     (aside,) = (ws.state / "ledger-quarantine").iterdir()
     assert aside.read_text() == forged + "\n2\tabc\n"
-    rows = Workspace(workspace).ledger.rows()  # chain verified again
-    assert [r.trial for r in rows] == [0, 1] and rows[1].proposer == "optuna"
-    assert rows[1].sandbox == "bwrap" and rows[1].status in ("keep", "discard", "crash", "timeout")
+    reopened = Workspace(workspace).ledger
+    assert reopened.check().problem == ""  # the chain verifies again
+    if trials == 0:  # the next row continues the chain from the last good one
+        reopened.append(baseline.model_copy(update={"trial": 1, "status": "crash"}))
+    rows = reopened.rows()
+    assert [r.trial for r in rows] == [0, 1] and reopened.check().problem == ""
+    if trials == 1:
+        assert rows[1].proposer == "optuna" and rows[1].sandbox == "bwrap"
+        assert rows[1].status in ("keep", "discard", "crash", "timeout")
     assert ws.repo.is_ancestor(head, ws.repo.head())
 
 
