@@ -1,19 +1,29 @@
 """Sandbox overhead per trial: the same train.py run sandboxed and not, in one invocation.
 
-    python bench/sandbox.py [--budget 10] [--pairs 3] [--json docs/benchmarks/sandbox.json]
+    python bench/sandbox.py [--budget 10] [--pairs 2] [--json docs/benchmarks/sandbox.json]
 
-Two figures, each from pairs measured back to back (sandboxed, then not; the order
+Figures, each from pairs measured back to back (sandboxed, then not; the order
 alternates per pair, so load from other jobs on the machine hits both sides alike):
 
-* start-up: wall-clock of `python -c "import torch, robo_agent.sim"` in the sandbox
-  minus the same outside it (the cost of building the namespaces and mounts, `RLIMIT_DATA`
-  and the filtered environment), median over 5 pairs;
+* launch: wall-clock of `python -c pass` in the sandbox minus the same outside it —
+  the cost of building the namespaces and mounts, `RLIMIT_DATA` and the filtered
+  environment — median over 20 pairs; plus the runner's
+  own per-process work (`Sandbox()`, `wrap`, `env`, `finish`: temp dir, argument list,
+  output sanitising), mean over 20. Their sum is what the sandbox adds to every trial
+  repeat, since each runs one sandboxed process tree;
+* import: seconds to `import torch, robo_agent.sim`, timed inside the process (so the
+  launch is not counted twice), sandboxed minus plain, median over 6 pairs: the cost of
+  reading Python and its packages through the read-only binds, which train.py pays out
+  of its budget (its budget counts from its own start);
 * per trial: wall-clock of `execute.train_once` (the runner's real launch path: write
   train.py, start the process tree, poll memory at 10 Hz, wait, sanitise the output,
-  verify the artifact) with `sandbox='bwrap'` minus `sandbox='none'` at the given
-  budget, and the env steps each side managed in that budget; mean over `--pairs`.
+  verify the artifact) with `sandbox='bwrap'` and with `sandbox='none'` at the given
+  budget, and the env steps each side managed in that budget. On a loaded machine these
+  full trials vary by seconds from run to run, far more than the sandbox costs; they are
+  printed as a check that training behaves the same, not used for the overhead.
 
-The overhead is reported in seconds and as a percentage of the budget (goal <= 3 %).
+Overhead per trial repeat = launch + runner side + import, reported in seconds and as a
+percentage of the budget (goal <= 3 %).
 """
 
 from __future__ import annotations
@@ -29,21 +39,55 @@ import time
 from pathlib import Path
 
 TASK = "robo_agent/PandaReach-v0"
+IMPORT = (
+    "import time; t = time.perf_counter(); import torch, robo_agent.sim; "
+    "print(time.perf_counter() - t)"
+)
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _startup(folder: Path, mode: str) -> float:
+def _launch(folder: Path, mode: str, code: str) -> tuple[float, float]:
+    """(wall of `python -c code` in `mode`, the float the code printed, or 0)."""
     from robo_agent.autoresearch.execute import _child_env
     from robo_agent.autoresearch.sandbox import Sandbox
 
     box = Sandbox(mode, folder, 8192)
-    cmd = box.wrap([sys.executable, "-c", "import torch, robo_agent.sim"])
+    cmd = box.wrap([sys.executable, "-c", code])
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=box.env(_child_env(1)), preexec_fn=box.preexec(), check=True,
-                   cwd=folder)  # fmt: skip
+    out = subprocess.run(cmd, env=box.env(_child_env(1)), preexec_fn=box.preexec(), check=True,
+                         cwd=folder, capture_output=True, text=True).stdout  # fmt: skip
     wall = time.perf_counter() - t0
     box.finish()
-    return wall
+    return wall, float(out.strip() or 0.0)
+
+
+def _runner_side(folder: Path, rounds: int = 20) -> float:
+    """Mean seconds of the runner's own sandbox work per process (no process started)."""
+    from robo_agent.autoresearch.execute import _child_env
+    from robo_agent.autoresearch.sandbox import Sandbox
+
+    (folder / "artifact").mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        box = Sandbox("bwrap", folder, 8192)
+        box.wrap([sys.executable, "train.py"])
+        box.env(_child_env(1))
+        box.finish()
+    return (time.perf_counter() - t0) / rounds
+
+
+def _pairs(root: Path, code: str, n: int) -> dict[str, list[tuple[float, float]]]:
+    found: dict[str, list[tuple[float, float]]] = {"bwrap": [], "none": []}
+    for i in range(n):
+        for mode in ("bwrap", "none") if i % 2 == 0 else ("none", "bwrap"):
+            found[mode].append(_launch(root, mode, code))
+    return found
+
+
+def _median_diff(found: dict[str, list[tuple[float, float]]], k: int) -> tuple[float, float, float]:
+    box = statistics.median(x[k] for x in found["bwrap"])
+    plain = statistics.median(x[k] for x in found["none"])
+    return box, plain, box - plain
 
 
 def _trial(folder: Path, mode: str, budget: float, seed: int) -> tuple[float, int, str]:
@@ -60,7 +104,7 @@ def _trial(folder: Path, mode: str, budget: float, seed: int) -> tuple[float, in
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=10.0)
-    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     from robo_agent.autoresearch.sandbox import find_bwrap
@@ -72,13 +116,20 @@ def main() -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        starts: dict[str, list[float]] = {"bwrap": [], "none": []}
-        for i in range(5):
-            for mode in ("bwrap", "none") if i % 2 == 0 else ("none", "bwrap"):
-                starts[mode].append(_startup(root, mode))
-        startup = statistics.median(starts["bwrap"]) - statistics.median(starts["none"])
-        print(f"start-up: sandboxed {statistics.median(starts['bwrap']):.3f} s, plain "
-              f"{statistics.median(starts['none']):.3f} s -> +{startup:.3f} s")  # fmt: skip
+        launch = _pairs(root, "pass", 20)
+        lw = _median_diff(launch, 0)
+        side = _runner_side(root / "side")
+        imports = _pairs(root, IMPORT, 6)
+        imp = _median_diff(imports, 1)
+        print(
+            f"launch `python -c pass`: sandboxed {lw[0]:.3f} s, plain {lw[1]:.3f} s -> "
+            f"{lw[2]:+.3f} s (median of 20 pairs)"
+        )
+        print(f"runner side per process (Sandbox, wrap, env, finish): {side * 1000:.1f} ms")
+        print(
+            f"import torch + robo_agent.sim inside the process: sandboxed {imp[0]:.3f} s, "
+            f"plain {imp[1]:.3f} s -> {imp[2]:+.3f} s (median of 6 pairs)"
+        )
         trials: dict[str, list[tuple[float, int, str]]] = {"bwrap": [], "none": []}
         for i in range(args.pairs):
             for mode in ("bwrap", "none") if i % 2 == 0 else ("none", "bwrap"):
@@ -86,13 +137,19 @@ def main() -> int:
                 trials[mode].append(_trial(folder, mode, args.budget, seed=i))
                 wall, steps, status = trials[mode][-1]
                 print(f"pair {i} {mode:5s}: train_once {wall:.2f} s, {steps} env steps, {status}")
+    overhead = lw[2] + side + imp[2]
+    percent = 100 * overhead / args.budget
     wall = {m: statistics.mean(t[0] for t in v) for m, v in trials.items()}
     steps = {m: statistics.mean(t[1] for t in v) for m, v in trials.items()}
-    overhead = wall["bwrap"] - wall["none"]
-    percent = 100 * overhead / args.budget
-    print(f"per trial at a {args.budget:g} s budget: sandboxed {wall['bwrap']:.2f} s, plain "
-          f"{wall['none']:.2f} s -> overhead {overhead:+.3f} s = {percent:+.2f} % of the budget "
-          f"(goal <= 3 %); env steps {steps['bwrap']:.0f} vs {steps['none']:.0f}")  # fmt: skip
+    print(
+        f"full trials at a {args.budget:g} s budget (mean of {args.pairs}): sandboxed "
+        f"{wall['bwrap']:.2f} s / {steps['bwrap']:.0f} env steps, plain {wall['none']:.2f} s / "
+        f"{steps['none']:.0f} env steps"
+    )
+    print(
+        f"sandbox overhead per trial repeat: {overhead:.3f} s = {percent:.2f} % of the "
+        f"{args.budget:g} s budget (goal <= 3 %)"
+    )
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True, check=False).stdout.strip()  # fmt: skip
     record = {
@@ -104,18 +161,25 @@ def main() -> int:
         "load_average": [load_before, os.getloadavg()],
         "bwrap": bwrap,
         "budget_seconds": args.budget,
-        "startup_seconds": {
-            "sandboxed": starts["bwrap"],
-            "plain": starts["none"],
-            "overhead_median": startup,
+        "launch_pass": {
+            "sandboxed_wall": lw[0],
+            "plain_wall": lw[1],
+            "overhead_wall": lw[2],
+            "pairs": 20,
         },
-        "trials": {
+        "runner_side_seconds": side,
+        "import_torch_sim_in_process": {
+            "sandboxed": imp[0],
+            "plain": imp[1],
+            "overhead": imp[2],
+            "pairs": 6,
+        },
+        "full_trials": {
             m: [{"wall": w, "env_steps": s, "status": st} for w, s, st in v]
             for m, v in trials.items()
         },
         "overhead_seconds_per_trial": overhead,
         "overhead_percent_of_budget": percent,
-        "env_steps_mean": steps,
         "goal_percent": 3.0,
     }
     if args.json:
