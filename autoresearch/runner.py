@@ -352,7 +352,6 @@ class Runner:
                 sandboxing.require()
             except sandboxing.SandboxUnavailable as err:
                 raise WorkspaceError(str(err)) from None
-        self.ws.check_harness()
         self.ws.require_clean()
         if self.proposer is not None:
             self.proposer.check()
@@ -363,6 +362,7 @@ class Runner:
         self.preflight()
         with self.ws.run_lock(), self.progress:
             self.ws.require_clean()
+            self.ws.check_harness()  # `research trial` rejects frozen-file commits as rows
             self.resume()
             if best_row(self._rows()) is None:
                 row = self.run_baseline()
