@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import random
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -43,7 +45,7 @@ x: float = 0.5  # float[0.0, 1.0]
 # <<< tunable
 import os, sys, pathlib
 OUT = pathlib.Path(sys.argv[sys.argv.index("--out") + 1]).resolve()
-WS = OUT.parents[3]  # the workspace: OUT is <ws>/<state>/trials/<n>/r0
+WS = OUT.parents[min(3, len(OUT.parents) - 1)]  # the workspace: OUT is <ws>/<state>/trials/<n>/r0
 """
 
 
@@ -366,3 +368,42 @@ def test_allocating_past_the_memory_limit_across_processes(tmp_path: Path) -> No
     failure = (ws.trial_dir(0) / "failure.log").read_text()
     assert "over the 256 MB memory limit" in failure
     _assert_ledger_is_the_runners(ws)
+
+
+@pytest.mark.slow
+def test_the_sandbox_also_holds_on_a_ray_worker(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from robo_agent.autoresearch.execute import Job
+    from robo_agent.autoresearch.ray_backend import run_jobs_ray
+
+    listener = _Listener()
+    home = tmp_path / "home"
+    home.mkdir()
+    body = f"""
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", {listener.port}), timeout=2).close()
+        print("ATTACK tcp connected")
+    except OSError as err:
+        print("ATTACK tcp blocked:", err)
+    try:
+        pathlib.Path({str(home)!r}, "pwned").write_text("x")
+        print("ATTACK wrote home")
+    except OSError as err:
+        print("ATTACK home blocked:", err)
+    sys.exit(3)
+    """
+    job = Job(trial=0, commit="", source=PROLOGUE + textwrap.dedent(body), task=TASK,
+              budget_seconds=3.0, grace_seconds=15.0, train_seeds=[0], eval_seed_base=10**9,
+              eval_episodes=1)  # fmt: skip
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths stay short
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, _temp_dir=temp)
+    try:
+        (result,) = run_jobs_ray([job], [tmp_path / "trial"], None)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+        listener.close()
+    log = (tmp_path / "trial" / "r0" / "train.log").read_text()
+    assert result.status == "crash" and "ATTACK tcp blocked" in log and "ATTACK home blocked" in log
+    assert listener.contacts == [] and list(home.iterdir()) == []
