@@ -158,7 +158,11 @@ def test_reading_the_settings_and_the_secret_seeds(tmp_path: Path) -> None:
             print("ATTACK read", path, pathlib.Path(path).read_bytes().replace(b"\\0", b" "))
         except OSError as err:
             print("ATTACK blocked:", path, err)
-    found = [p for p, _, files in os.walk("/") for f in files if f.startswith("secret")]
+    found = []
+    for root, dirs, files in os.walk("/"):  # every folder it can see, but kernel trees
+        if root == "/":
+            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev", "usr")]
+        found += [os.path.join(root, f) for f in files if f.startswith("secret")]
     print("ATTACK search", found)
     sys.exit(3)
     """
