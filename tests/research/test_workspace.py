@@ -174,3 +174,20 @@ def test_unreachable_llm_endpoint_is_a_clear_error(workspace: Path) -> None:
     assert "unreachable" in proc.stderr
     assert _snapshot(workspace) == before
     assert Workspace(workspace).repo.head() == head
+
+
+def test_branch_left_on_a_quarantined_keep_goes_back_to_the_last_good_incumbent(
+    workspace: Path,
+) -> None:
+    ws = Workspace(workspace)
+    (baseline,) = ws.ledger.rows()
+    source = (workspace / "train.py").read_text()
+    forged_commit = ws.repo.commit_file(baseline.commit, "train.py", source + "# x\n", "forged")
+    ws.repo.fast_forward(forged_commit)  # as if a kept row had been written, then the move
+    row = baseline.model_copy(update={"trial": 1, "status": "keep", "commit": forged_commit})
+    with ws.ledger.path.open("a") as fh:
+        fh.write(row.to_line() + "\t" + "f" * 64 + "\n")
+    proc = _cli("research", "run", str(workspace), "--trials", "0", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "line 3: hash chain broken" in proc.stderr
+    assert ws.repo.head() == baseline.commit and ws.repo.dirty_files() == []
