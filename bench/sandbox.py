@@ -22,6 +22,10 @@ alternates per pair, so load from other jobs on the machine hits both sides alik
   full trials vary by seconds from run to run, far more than the sandbox costs; they are
   printed as a check that training behaves the same, not used for the overhead.
 
+Also, for choosing the memory limit: the peak VmSize (address space, what `RLIMIT_AS`
+would cap), VmData (heap and private writable mappings, what `RLIMIT_DATA` caps) and
+VmRSS of each process of a plain baseline train.py run at the budget, sampled at 5 Hz.
+
 Overhead per trial repeat = launch + runner side + import, reported in seconds and as a
 percentage of the budget (goal <= 3 %).
 """
@@ -101,6 +105,35 @@ def _trial(folder: Path, mode: str, budget: float, seed: int) -> tuple[float, in
     return time.perf_counter() - t0, result.env_steps, result.status
 
 
+def _memory_peaks(folder: Path, budget: float) -> list[dict[str, int]]:
+    """Peak VmSize/VmData/VmRSS (MB) per process of one plain train.py run."""
+    import psutil
+
+    folder.mkdir(parents=True)
+    (folder / "train.py").write_text((ROOT / "autoresearch" / "train.py").read_text())
+    cmd = [sys.executable, "train.py", "--task", TASK, "--seed", "0",
+           "--budget-seconds", str(budget), "--out", ".", "--device", "cpu"]  # fmt: skip
+    quiet = subprocess.DEVNULL
+    proc = subprocess.Popen(cmd, cwd=folder, stdout=quiet, stderr=quiet)
+    peaks: dict[int, dict[str, int]] = {}
+    while proc.poll() is None:
+        try:
+            tree = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.Error:
+            break
+        for pid in tree:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+            now = {k: int(fields[k].split()[0]) // 1024 for k in ("VmSize", "VmData", "VmRSS")}
+            old = peaks.get(pid, {})
+            peaks[pid] = {k: max(v, old.get(k, 0)) for k, v in now.items()}
+        time.sleep(0.2)
+    return list(peaks.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--budget", type=float, default=10.0)
@@ -137,6 +170,10 @@ def main() -> int:
                 trials[mode].append(_trial(folder, mode, args.budget, seed=i))
                 wall, steps, status = trials[mode][-1]
                 print(f"pair {i} {mode:5s}: train_once {wall:.2f} s, {steps} env steps, {status}")
+        memory = _memory_peaks(root / "memory", args.budget)
+        for i, peak in enumerate(memory):
+            print(f"memory, plain train.py process {i}: VmSize {peak['VmSize']} MB, VmData "
+                  f"{peak['VmData']} MB, VmRSS {peak['VmRSS']} MB (peaks)")  # fmt: skip
     overhead = lw[2] + side + imp[2]
     percent = 100 * overhead / args.budget
     wall = {m: statistics.mean(t[0] for t in v) for m, v in trials.items()}
@@ -181,6 +218,7 @@ def main() -> int:
         "overhead_seconds_per_trial": overhead,
         "overhead_percent_of_budget": percent,
         "goal_percent": 3.0,
+        "memory_peaks_mb_per_process": memory,
     }
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
