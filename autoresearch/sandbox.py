@@ -32,7 +32,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -187,7 +186,13 @@ class Sandbox:
         self.memory_mb = float(memory_mb)
         self.gpu = gpu
         self.bwrap = require() if mode == "bwrap" else None
-        self.tmp = tempfile.mkdtemp(prefix="robo-agent-sandbox-") if self.bwrap else None
+        self.tmp: str | None = None
+        if self.bwrap:
+            # beside the folder, not in the host's /tmp: a runner killed with kill -9 leaves
+            # it in the (ignored) trial folder, and the next run of the trial clears it
+            self.tmp = str(self.folder.parent / f".{self.folder.name}.tmp")
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            os.makedirs(self.tmp, mode=0o700)
 
     def wrap(self, cmd: list[str]) -> list[str]:
         if self.bwrap is None:
