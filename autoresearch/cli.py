@@ -58,6 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
     run.add_argument("--seed", type=int, default=None, help="proposer seed")
     run.add_argument("--quiet", action="store_true", help="no live progress")
+    _sandbox_arg(run)
     run.set_defaults(func=_cmd_run)
 
     status = rsub.add_parser("status", help="print the ledger and the best commit")
@@ -69,6 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     trial.add_argument("dir", nargs="?", default=DEFAULT_DIR)
     trial.add_argument("--quiet", action="store_true")
+    _sandbox_arg(trial)
     trial.set_defaults(func=_cmd_trial)
     research.set_defaults(func=lambda _args: research.print_help() or 2)
 
@@ -77,6 +79,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     export.add_argument("--trial", type=int, default=None, help="trial number (default: best)")
     export.add_argument("--out", required=True, help="artifact folder to create")
     export.set_defaults(func=_cmd_export)
+
+
+def _sandbox_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-sandbox", action="store_true",
+        help="run candidate train.py WITHOUT isolation (trusted code only; recorded in every "
+        "ledger row)",
+    )  # fmt: skip
 
 
 def _settings_args(p: argparse.ArgumentParser, task: str, budget: float, note: str = "") -> None:
@@ -192,6 +202,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         backend=args.backend,
         address=args.address,
         live=not args.quiet,
+        sandbox=not args.no_sandbox,
     )
     try:
         best = runner.run(trials=trials, hours=args.hours)
@@ -225,7 +236,12 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from robo_agent.core.ledger import best_row
 
     ws = Workspace(args.dir)
-    rows = ws.ledger.rows()
+    found = ws.ledger.check()
+    rows = found.rows
+    if found.problem:  # reported, not repaired: `research run` moves the bad lines aside
+        print(f"warning: ledger {ws.ledger.path}: {found.problem}; showing the "
+              f"{len(rows)} verified row(s) before it; `research run` will move lines "
+              f"{found.first_bad}+ to {ws.ledger.aside}", file=sys.stderr)  # fmt: skip
     table = Table(title=f"{ws.path} · {ws.config.task} · budget {ws.config.budget_seconds:g} s")
     cols = ("trial", "status", "proposer", "score", "spread", "incumbent+margin", "train s",
             "steps", "mem MB", "commit", "description")  # fmt: skip
@@ -258,7 +274,7 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     from robo_agent.autoresearch.workspace import Workspace
 
     ws = Workspace(args.dir)
-    row = Runner(ws, None, live=not args.quiet).run_external()
+    row = Runner(ws, None, live=not args.quiet, sandbox=not args.no_sandbox).run_external()
     for key in ("score", "spread", "final_distance", "smoothness", "train_seconds", "env_steps",
                 "peak_mem_mb"):  # fmt: skip
         value = getattr(row, key)

@@ -1,7 +1,9 @@
 """The frozen evaluator: scores a policy artifact on held-out seeds, in its own process.
 
     python -m robo_agent.autoresearch.evaluate --artifact DIR --task ID \\
-        --seed-base 1000000000 --episodes 100 [--domain-randomization] [--workers 2] [--wait]
+        --seed-base N --episodes 100 [--domain-randomization] [--workers 2]
+    python -m robo_agent.autoresearch.evaluate --artifact DIR --task ID --wait ...
+        (then on stdin: `go N`)
 
 It loads ONLY the artifact (onnxruntime + JSON, sha256 checked) — never `train.py` or
 anything it wrote besides the artifact — runs one deterministic episode per seed
@@ -199,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Score a policy artifact on held-out seeds.")
     parser.add_argument("--artifact", required=True)
     parser.add_argument("--task", required=True)
-    parser.add_argument("--seed-base", type=int, required=True)
+    parser.add_argument("--seed-base", type=int, default=None,
+                        help="first seed; with --wait it comes on stdin ('go N') instead")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--domain-randomization", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="sim worker processes")
@@ -212,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1 or args.workers < 1:
         print("evaluate: --episodes and --workers must be at least 1", file=sys.stderr)
         return 2
-    seeds = list(range(args.seed_base, args.seed_base + args.episodes))
+    if args.seed_base is None and not args.wait:
+        print("evaluate: --seed-base is required without --wait", file=sys.stderr)
+        return 2
     try:
         evaluator = Evaluator(args.task, args.domain_randomization, args.workers)
     except ArtifactError as err:
@@ -221,9 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.wait:
             print("ready", flush=True)
-            if sys.stdin.readline().strip() != "go":
+            word, _, base = sys.stdin.readline().strip().partition(" ")
+            if word != "go":
                 print("evaluate: cancelled", file=sys.stderr)
                 return 3
+            if base.strip():
+                args.seed_base = int(base)  # the runner's secret, never on the command line
+            if args.seed_base is None:
+                print("evaluate: no seed base given ('go N' on stdin)", file=sys.stderr)
+                return 2
+        seeds = list(range(args.seed_base, args.seed_base + args.episodes))
         summary = evaluator.run(args.artifact, seeds)
     except ArtifactError as err:
         print(f"evaluate: {err}", file=sys.stderr)

@@ -29,6 +29,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robo_agent.autoresearch.sandbox import Sandbox, SandboxUnavailable
+
 from robo_agent.core.artifact import ArtifactError, load_spec, with_provenance, write_spec
 
 LOG_TAIL_LINES = 40
@@ -53,6 +55,8 @@ class Job:
     device: str = "auto"
     torch_threads: int = 1
     eval_workers: int = 2
+    sandbox: str = "bwrap"  # bwrap | none (--no-sandbox); see sandbox.py
+    memory_limit_mb: float = 8192.0
 
 
 @dataclass
@@ -165,33 +169,46 @@ def train_once(job: Job, seed: int, folder: Path) -> RepeatResult:
         "--device", job.device,
         "--torch-threads", str(job.torch_threads),
     ]  # fmt: skip
+    try:
+        box = Sandbox(job.sandbox, folder, job.memory_limit_mb, gpu=job.device != "cpu")
+    except SandboxUnavailable as err:
+        return RepeatResult(seed=seed, status="crash", log_tail=f"[runner] {err}")
     start = time.monotonic()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            cmd,
+            box.wrap(cmd),
             cwd=folder,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_child_env(job.torch_threads),
+            env=box.env(_child_env(job.torch_threads)),
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=box.preexec(_die_with_parent),
         )
     peak = 0.0
     deadline = start + job.budget_seconds + job.grace_seconds
-    timed_out = False
+    timed_out = over_memory = False
     while proc.poll() is None:
         peak = max(peak, _tree_rss_mb(proc.pid))
-        if time.monotonic() > deadline:
-            timed_out = True
+        over_memory = box.over_memory(peak)
+        if over_memory or time.monotonic() > deadline:
+            timed_out = not over_memory
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             break
         time.sleep(0.1)
     wall = time.monotonic() - start
+    unsafe = box.finish()  # before the runner reads anything the candidate wrote
     result = RepeatResult(seed=seed, status="ok", train_seconds=wall, peak_mem_mb=round(peak, 1))
     printed = parse_summary(_tail(log_path, 20))
     result.env_steps = int(printed.get("env_steps", 0))
-    if timed_out:
+    if over_memory or unsafe:
+        result.status = "crash"
+        result.log_tail = _tail(log_path) + (
+            f"\n[runner] killed: the process tree used {peak:.0f} MB, over the "
+            f"{job.memory_limit_mb:g} MB memory limit" if over_memory else
+            f"\n[runner] train.py left symlinks or special files (removed): {', '.join(unsafe)}"
+        )  # fmt: skip
+    elif timed_out:
         result.status = "timeout"
         result.log_tail = _tail(log_path) + (
             f"\n[runner] killed after {wall:.1f} s (budget {job.budget_seconds} s "
@@ -213,13 +230,13 @@ def start_evaluator(job: Job, folder: Path) -> subprocess.Popen:
     """Start the frozen evaluator now; it builds its envs and waits for 'go' on stdin.
 
     Started alongside training, so its start-up (imports, sim workers) is off the
-    critical path; it reads nothing until told, and then only the artifact.
+    critical path; it reads nothing until told, and then only the artifact. The secret
+    seed base travels on its stdin with 'go', never on a command line.
     """
     cmd = [
         sys.executable, "-m", "robo_agent.autoresearch.evaluate",
         "--artifact", str(folder / "artifact"),
         "--task", job.task,
-        "--seed-base", str(job.eval_seed_base),
         "--episodes", str(job.eval_episodes),
         "--workers", str(job.eval_workers),
         "--wait",
@@ -252,7 +269,7 @@ def evaluate_once(
 
     proc = proc or start_evaluator(job, folder)
     try:
-        stdout, stderr = proc.communicate(input="go\n", timeout=EVAL_TIMEOUT)
+        stdout, stderr = proc.communicate(input=f"go {job.eval_seed_base}\n", timeout=EVAL_TIMEOUT)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -273,7 +290,6 @@ def evaluate_once(
         workspace_commit=job.commit,
         trial=job.trial,
         score=result.score,
-        evaluation_seeds=list(range(job.eval_seed_base, job.eval_seed_base + job.eval_episodes)),
         evaluation_episodes=job.eval_episodes,
         training_seconds=spec.provenance.training_seconds or result.train_seconds,
         env_steps=result.env_steps or spec.provenance.env_steps,

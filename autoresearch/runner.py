@@ -18,6 +18,7 @@ re-runs any pending candidate whose row is missing, under its original trial num
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from robo_agent.autoresearch import sandbox as sandboxing
 from robo_agent.autoresearch.devices import resolve as resolve_device
 from robo_agent.autoresearch.execute import Job, JobResult, run_jobs_locally
 from robo_agent.autoresearch.gitops import GitError
@@ -66,6 +68,7 @@ class Runner:
         backend: str = "local",
         address: str | None = None,
         live: bool = True,
+        sandbox: bool = True,
     ) -> None:
         if parallel < 1:
             raise ValueError("--parallel must be at least 1")
@@ -76,6 +79,8 @@ class Runner:
         self.parallel = parallel
         self.backend = backend
         self.address = address
+        self.sandbox = "bwrap" if sandbox else "none"
+        ws.ledger.sandbox = self.sandbox  # every row this runner writes records it
         cfg = ws.config
         self.progress = LiveProgress(cfg.budget_seconds, cfg.repeats, cfg.task, enabled=live)
         self.last_failure = ""
@@ -93,10 +98,12 @@ class Runner:
             budget_seconds=cfg.budget_seconds,
             grace_seconds=cfg.grace_seconds,
             train_seeds=cfg.train_seeds[: cfg.repeats],
-            eval_seed_base=cfg.eval_seed_base,
+            eval_seed_base=self.ws.eval_seed_base,
             eval_episodes=cfg.eval_episodes,
             domain_randomization=cfg.domain_randomization,
             device=cfg.device,
+            sandbox=self.sandbox,
+            memory_limit_mb=cfg.memory_limit_mb,
         )
 
     def _execute(self, jobs: list[Job]) -> list[JobResult]:
@@ -118,6 +125,7 @@ class Runner:
     def resume(self) -> None:
         """Reconcile git with the ledger and finish candidates a killed run left behind."""
         repo = self.ws.repo
+        self._heal_ledger()
         pending = self.ws.read_pending()
         if pending:
             fields = ("trial", "commit", "parent", "proposer", "description")
@@ -139,6 +147,8 @@ class Runner:
                 self.progress.note(f"resumed: moved the branch to kept trial {inc.trial}")
             elif head in {e["commit"] for e in pending}:
                 repo.reset_hard(inc.commit)  # an external candidate that was not kept
+            elif self.ws.ledger.healed and repo.is_ancestor(inc.commit, head):
+                repo.reset_hard(inc.commit)  # its kept row was quarantined: back to the last good
             else:
                 raise WorkspaceError(
                     f"HEAD {head[:8]} is not the ledger's incumbent {inc.commit[:8]} (trial "
@@ -165,7 +175,9 @@ class Runner:
     def _run_round(self, cands: list[Candidate], baseline: bool = False) -> list[LedgerRow]:
         repo = self.ws.repo
         jobs = [self._job(c, repo.show(c.commit, "train.py")) for c in cands]
+        self.ws.check_harness()
         results = self._execute(jobs)
+        self.ws.check_harness()  # nothing is recorded from a harness that moved meanwhile
         return self._record(cands, results, baseline)
 
     def _record(
@@ -326,9 +338,21 @@ class Runner:
             self._plot()
         return recorded
 
+    def _heal_ledger(self) -> None:
+        """Verify the ledger's hash chain; move bad lines aside and say so (never stops)."""
+        report = self.ws.ledger.heal()
+        if report:
+            print(f"warning: ledger: {report}", file=sys.stderr, flush=True)
+
     def preflight(self) -> None:
         """Checks that need no lock, so bad input fails before anything is written."""
-        self._rows()  # a malformed ledger raises here, naming the line
+        if self.sandbox == "none":
+            print(sandboxing.NO_SANDBOX_WARNING, file=sys.stderr, end="", flush=True)
+        elif self.backend == "local":  # Ray workers check their own (a crash row says why)
+            try:
+                sandboxing.require()
+            except sandboxing.SandboxUnavailable as err:
+                raise WorkspaceError(str(err)) from None
         self.ws.require_clean()
         if self.backend == "local":  # `cuda` without a GPU here: refuse before any trial
             resolve_device(self.ws.config.device)
@@ -341,6 +365,7 @@ class Runner:
         self.preflight()
         with self.ws.run_lock(), self.progress:
             self.ws.require_clean()
+            self.ws.check_harness()  # `research trial` rejects frozen-file commits as rows
             self.resume()
             if best_row(self._rows()) is None:
                 row = self.run_baseline()
@@ -363,6 +388,7 @@ class Runner:
         self.preflight()
         with self.ws.run_lock(), self.progress:
             self.ws.require_clean()
+            self._heal_ledger()
             rows = self._rows()
             inc = best_row(rows)
             head = repo.head()

@@ -8,7 +8,9 @@ Layout of a workspace:
     .gitignore      keeps the ledger and run outputs out of git
     results.tsv     the ledger (untracked, appended atomically)
     progress.png    score per trial and the kept frontier (untracked)
-    .research/      per-trial logs and artifacts, the in-flight record, the run lock
+    .research/      per-trial logs and artifacts, the in-flight record, the run lock,
+                    secret.json (the evaluation seeds and ledger key, mode 0600),
+                    harness.json (sha256 of the frozen files), ledger-quarantine/
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -23,10 +26,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from robo_agent.autoresearch import harness
 from robo_agent.autoresearch.gitops import GitError, Repo, init_repo
 
 from robo_agent.core.ledger import Ledger
-from robo_agent.core.research_config import ResearchConfig
+from robo_agent.core.research_config import ResearchConfig, draw_eval_seed_base
 from robo_agent.core.research_source import vet_train_source
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
@@ -35,6 +39,7 @@ DEFAULT_BUDGET = 10.0
 DEFAULT_DIR = "research-default"
 FROZEN_FILES = ("program.md", "research.yaml", ".gitignore")
 GITIGNORE = "results.tsv\nprogress.png\n.research/\n__pycache__/\n*.onnx\n"
+SECRET_FILE = "secret.json"
 
 
 class WorkspaceError(ValueError):
@@ -76,8 +81,48 @@ class Workspace:
             if not (self.path / name).is_file():
                 raise WorkspaceError(f"{self.path}: no {name} (not a research workspace)")
         self.config = ResearchConfig.load(self.path)
-        self.ledger = Ledger(self.path / "results.tsv")
         self.state = self.path / ".research"
+        self._secret = self._load_secret()
+        self.ledger = Ledger(
+            self.path / "results.tsv",
+            key=bytes.fromhex(self._secret["ledger_key"]),
+            aside=self.state / "ledger-quarantine",
+        )
+        self._pinned: dict[str, str] | None = None
+
+    # -- secrets and the frozen harness -----------------------------------------------------
+    def _load_secret(self) -> dict[str, Any]:
+        path = self.state / SECRET_FILE
+        if not path.exists():
+            if (self.path / "results.tsv").exists():
+                raise WorkspaceError(
+                    f"{self.path}: has a ledger but no {path.name} (made before evaluation "
+                    "seeds were secret); its scores cannot be continued, create a new workspace"
+                )
+            write_secret(self.state)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            int(data["eval_seed_base"]), bytes.fromhex(data["ledger_key"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise WorkspaceError(f"{path}: unreadable or malformed secret file") from None
+        return data
+
+    @property
+    def eval_seed_base(self) -> int:
+        """The secret first evaluation seed (only the runner and the evaluator see it)."""
+        return int(self._secret["eval_seed_base"])
+
+    @property
+    def eval_seeds(self) -> list[int]:
+        """The held-out seeds, one per evaluation episode; disjoint from training seeds."""
+        return list(range(self.eval_seed_base, self.eval_seed_base + self.config.eval_episodes))
+
+    def check_harness(self) -> None:
+        """Stop (`WorkspaceError` naming the files) if a frozen file changed since pinned."""
+        try:
+            self._pinned = harness.check(self.path, self._pinned)
+        except harness.HarnessChanged as err:
+            raise WorkspaceError(f"{self.path}: {err}") from None
 
     # -- init -----------------------------------------------------------------------------
     @classmethod
@@ -111,6 +156,8 @@ class Workspace:
             settings.save(staging)
             (staging / ".gitignore").write_text(GITIGNORE)
             init_repo(staging)
+            write_secret(staging / ".research")
+            harness.record(staging)
             if target.exists():
                 target.rmdir()
             os.rename(staging, target)
@@ -177,3 +224,16 @@ class Workspace:
 
     def clear_pending(self) -> None:
         self._pending_path.unlink(missing_ok=True)
+
+
+def write_secret(state: Path) -> Path:
+    """Draw the evaluation seeds and the ledger key from the OS's randomness (mode 0600)."""
+    state.mkdir(parents=True, exist_ok=True)
+    path = state / SECRET_FILE
+    data = {"eval_seed_base": draw_eval_seed_base(), "ledger_key": secrets.token_hex(32)}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return path

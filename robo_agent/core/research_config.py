@@ -2,11 +2,13 @@
 
 The runner reads this file; `train.py` never does (it gets its task, budget and training
 seed on the command line). Candidates may change only `train.py`, so a proposal cannot
-move the budget or the held-out evaluation seeds.
+move the budget. The held-out evaluation seeds are not here: `research init` draws them
+from the OS's randomness into the workspace's secret file (see `draw_eval_seed_base`).
 """
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import yaml
@@ -15,9 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from robo_agent.core.errors import validation_problems
 
 CONFIG_FILE = "research.yaml"
-#: Held-out evaluation seeds start here; training seeds are small integers (repeat index).
+#: Held-out evaluation seeds lie at or above this; training seeds are small integers.
 EVAL_SEED_BASE = 1_000_000_000
 MAX_TRAIN_SEED = 1_000_000
+#: the secret first evaluation seed is drawn uniformly below this (int64-safe)
+EVAL_SEED_LIMIT = 2**62
+MAX_EVAL_EPISODES = 1_000_000
 
 
 class ResearchConfigError(ValueError):
@@ -36,8 +41,13 @@ class ResearchConfig(BaseModel):
     )
     repeats: int = Field(default=2, ge=1, le=20, description="training seeds per candidate")
     train_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7])
-    eval_seed_base: int = Field(default=EVAL_SEED_BASE, ge=EVAL_SEED_BASE)
-    eval_episodes: int = Field(default=100, ge=1)
+    eval_seed_base: int | None = Field(
+        default=None, exclude=True, description="ignored (old workspaces); the seeds are secret"
+    )
+    eval_episodes: int = Field(default=100, ge=1, le=MAX_EVAL_EPISODES)
+    memory_limit_mb: float = Field(
+        default=8192.0, ge=64, description="memory of a candidate's process tree (MB)"
+    )
     domain_randomization: bool = False
     z: float = Field(default=1.0, ge=0, description="margin = max(min_margin, z * standard error)")
     min_margin: float = Field(default=0.02, ge=0)
@@ -56,11 +66,6 @@ class ResearchConfig(BaseModel):
         if any(not 0 <= s < MAX_TRAIN_SEED for s in self.train_seeds):
             raise ValueError(f"train_seeds must lie in [0, {MAX_TRAIN_SEED})")
         return self
-
-    @property
-    def eval_seeds(self) -> list[int]:
-        """The held-out seeds, one per evaluation episode; disjoint from training seeds."""
-        return list(range(self.eval_seed_base, self.eval_seed_base + self.eval_episodes))
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / CONFIG_FILE
@@ -85,3 +90,8 @@ class ResearchConfig(BaseModel):
         except ValidationError as err:
             problems = validation_problems(err)
             raise ResearchConfigError(f"{path}: {problems}") from None
+
+
+def draw_eval_seed_base() -> int:
+    """A secret first evaluation seed from the OS's randomness, in [10^9, 2^62 - 10^6)."""
+    return EVAL_SEED_BASE + secrets.randbelow(EVAL_SEED_LIMIT - MAX_EVAL_EPISODES - EVAL_SEED_BASE)

@@ -107,7 +107,8 @@ def test_kill_9_mid_trial_then_resume_loses_and_duplicates_nothing(
     prov = policy.spec.provenance
     assert prov.workspace_commit == rows[0].commit and prov.trial == 0
     assert prov.score == pytest.approx(rows[0].score)
-    assert prov.evaluation_seeds == ws.config.eval_seeds and prov.training_seconds > 0
+    assert prov.evaluation_seeds == [] and prov.training_seconds > 0  # the seeds stay secret
+    assert prov.evaluation_episodes == ws.config.eval_episodes
     assert policy.spec.joint_names[0] == "panda_joint1" and policy.spec.control_dt > 0
     again = subprocess.run(
         [sys.executable, "-m", "robo_agent.cli", "export", str(workspace), "--out", str(out)],
