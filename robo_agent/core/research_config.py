@@ -30,17 +30,31 @@ class ResearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = Field(min_length=1, description="Gymnasium id, e.g. robo_agent/PandaReach-v0")
-    budget_seconds: float = Field(gt=0, description="training wall-clock per run of train.py")
+    budget_seconds: float = Field(
+        gt=0, description="cap on the CPU seconds of train.py's process tree (sim workers "
+        "too) per run; a run stops at budget_steps or at this cap, whichever comes first",
+    )
+    budget_steps: int = Field(
+        default=8000, ge=0, description="env steps per run of train.py (0: CPU cap only)"
+    )
     grace_seconds: float = Field(
         default=20.0, ge=0, description="extra time for start-up and saving before a kill"
+    )
+    wall_factor: float = Field(
+        default=4.0, ge=1.0, description="a run is killed after wall_factor * budget + grace "
+        "seconds of wall-clock even if its CPU time is under budget (an overloaded machine)",
     )
     repeats: int = Field(default=2, ge=1, le=20, description="training seeds per candidate")
     train_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7])
     eval_seed_base: int = Field(default=EVAL_SEED_BASE, ge=EVAL_SEED_BASE)
     eval_episodes: int = Field(default=100, ge=1)
     domain_randomization: bool = False
-    z: float = Field(default=1.0, ge=0, description="margin = max(min_margin, z * standard error)")
+    z: float = Field(default=2.0, ge=0, description="margin = max(min_margin, z * standard error)")
     min_margin: float = Field(default=0.02, ge=0)
+    min_cpu_gain: float = Field(
+        default=0.15, ge=0, lt=1, description="a candidate with the incumbent's scores on every "
+        "seed is kept only if it used this fraction less CPU",
+    )
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
 
     @model_validator(mode="after")

@@ -1,0 +1,196 @@
+"""Keep-rule benchmark: load robustness, A/A false keeps and power at the default settings.
+
+    python bench/research_keep.py [--seeds 20] [--load-seeds 4] [--parallel 2] \
+        [--json docs/benchmarks/research_keep_rule.json]
+
+Real runs of the research path (`execute.run_job`: train.py in its own process with the
+default `research.yaml` budget, then the frozen evaluator on the default 100 held-out
+episodes), one training seed per run, for three versions of `train.py`:
+
+* `default` — the template;
+* `comment` — the template plus a comment (the A/A candidate);
+* `bad`     — the template with `learning_rate` at the bottom of its range (0.0005), the
+  incumbent of the power test, whose candidate is `default`.
+
+Seeds 0..N-1 each. A trial of the keep rule uses two training seeds (the default
+`repeats`): trial j uses seeds (j, j+1 mod N), so N trials share seeds pairwise. Then
+
+* **A/A false keeps**: incumbent `default`, candidate `comment` on the same seeds;
+* **A/A′ (fresh trajectories)**: incumbent `default` on seeds (j, j+1), candidate
+  `default` on seeds (j+N/2, j+N/2+1): the null of a change that does not help but
+  sends training down another trajectory (what a no-op hyperparameter change does);
+* **power**: incumbent `bad`, candidate `default`, same seeds;
+
+each decided by `robo_agent.core.research_round.record_round` exactly as the runner does
+(pooled seed noise from the rows of that trial). **Load**: `default` on seeds
+0..L-1 again while one unrelated process keeps a core busy (`python -c 'while True:
+pass'`); the ratio of mean scores, CPU seconds and wall seconds, busy / not busy, within
+this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _sources() -> dict[str, str]:
+    from robo_agent.core.research_source import apply_values
+
+    default = (ROOT / "autoresearch" / "train.py").read_text()
+    return {
+        "default": default,
+        "comment": default + "\n# an A/A candidate: identical but for this comment\n",
+        "bad": apply_values(default, {"learning_rate": 0.0005}),
+    }
+
+
+def _runs(name: str, source: str, seeds: list[int], root: Path, parallel: int) -> list[dict]:
+    from robo_agent.autoresearch.execute import Job, run_jobs_locally
+
+    from robo_agent.core.research_config import ResearchConfig
+
+    cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
+    out: list[dict] = []
+    for first in range(0, len(seeds), parallel):
+        chunk = seeds[first : first + parallel]
+        jobs = [Job(trial=s, commit="", source=source, task=cfg.task,
+                    budget_seconds=cfg.budget_seconds, budget_steps=cfg.budget_steps,
+                    grace_seconds=cfg.grace_seconds, wall_factor=cfg.wall_factor,
+                    train_seeds=[s], eval_seed_base=cfg.eval_seed_base,
+                    eval_episodes=cfg.eval_episodes) for s in chunk]  # fmt: skip
+        folders = [root / f"{name}-{s}-{time.monotonic_ns()}" for s in chunk]
+        for s, res in zip(chunk, run_jobs_locally(jobs, folders), strict=True):
+            r = res.repeats[0]
+            rec = {"config": name, "seed": s, "status": r.status, "score": r.score,
+                   "final_distance": r.final_distance, "cpu_seconds": r.cpu_seconds,
+                   "wall_seconds": r.train_seconds, "env_steps": r.env_steps,
+                   "load_avg": os.getloadavg()[0]}  # fmt: skip
+            print(json.dumps(rec), flush=True)
+            out.append(rec)
+    return out
+
+
+def _budget() -> float:
+    from robo_agent.autoresearch.workspace import DEFAULT_BUDGET
+
+    return DEFAULT_BUDGET
+
+
+def _decide(inc: list[dict], cand: list[dict]) -> dict:
+    from robo_agent.core.research_config import ResearchConfig
+    from robo_agent.core.research_decision import detectable_gain
+    from robo_agent.core.research_round import Outcome, Rules, record_round, seed_noise
+
+    cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
+    rules = Rules(cfg.eval_episodes, cfg.z, cfg.min_margin, cfg.min_cpu_gain)
+
+    def outcome(trial: int, runs: list[dict]) -> Outcome:
+        return Outcome(trial=trial, commit="", parent="", proposer="bench", description="",
+                       status="ok", scores=[r["score"] for r in runs], repeats=len(runs),
+                       cpu_seconds=statistics.mean(r["cpu_seconds"] for r in runs))  # fmt: skip
+
+    history = record_round([outcome(0, inc)], [], rules, baseline=True)
+    row = record_round([outcome(1, cand)], history, rules, baseline=False)[0]
+    noise = seed_noise(history, [[r["score"] for r in cand]])
+    mde = detectable_gain(history[0].score, noise, len(cand), cfg.eval_episodes, cfg.z,
+                          cfg.min_margin)  # fmt: skip
+    return {"keep": row.status == "keep", "incumbent": row.incumbent, "candidate": row.score,
+            "margin": row.margin, "detectable_gain": mde, "reason": row.description}  # fmt: skip
+
+
+def _trials(inc_runs: list[dict], cand_runs: list[dict], shift: int) -> list[dict]:
+    n = len(inc_runs)
+    by_seed_i = {r["seed"]: r for r in inc_runs}
+    by_seed_c = {r["seed"]: r for r in cand_runs}
+    trials = []
+    for j in range(n):
+        inc = [by_seed_i[j % n], by_seed_i[(j + 1) % n]]
+        cand = [by_seed_c[(j + shift) % n], by_seed_c[(j + shift + 1) % n]]
+        trials.append(_decide(inc, cand))
+    return trials
+
+
+def _summary(name: str, trials: list[dict]) -> dict:
+    kept = sum(t["keep"] for t in trials)
+    out = {"trials": len(trials), "kept": kept, "rate": kept / len(trials),
+           "median_margin": statistics.median(t["margin"] for t in trials),
+           "median_detectable_gain": statistics.median(t["detectable_gain"]
+                                                       for t in trials)}  # fmt: skip
+    print(f"{name}: kept {kept} of {len(trials)} trials ({100 * out['rate']:.0f}%), median "
+          f"margin {out['median_margin']:.3f}, median detectable gain "
+          f"{out['median_detectable_gain']:.3f}", flush=True)  # fmt: skip
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--load-seeds", type=int, default=4)
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--configs", default="default,comment,bad")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    sources = _sources()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()  # fmt: skip
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    seeds = list(range(args.seeds))
+    runs: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name in args.configs.split(","):
+            runs[name] = _runs(name, sources[name], seeds, root, args.parallel)
+        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            loaded = _runs("default+busy", sources["default"], seeds[: args.load_seeds], root,
+                           args.parallel)  # fmt: skip
+        finally:
+            busy.kill()
+            busy.wait()
+    result: dict = {"commit": commit, "started_utc": started,
+                    "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "machine": f"{os.cpu_count()} CPUs, shared with other engineers' jobs",
+                    "runs": runs, "loaded_runs": loaded}  # fmt: skip
+    quiet = [r for r in runs["default"] if r["seed"] < args.load_seeds]
+    same = sum(a["score"] == b["score"] and a["env_steps"] == b["env_steps"]
+               for a, b in zip(quiet, loaded, strict=True))  # fmt: skip
+
+    def m(rs: list[dict], k: str) -> float:
+        return statistics.mean(r[k] for r in rs)
+
+    result["load"] = {
+        "score_not_busy": m(quiet, "score"), "score_busy": m(loaded, "score"),
+        "score_difference": m(loaded, "score") - m(quiet, "score"),
+        "identical_runs": same, "runs": len(loaded),
+        "cpu_ratio_busy_over_not": m(loaded, "cpu_seconds") / m(quiet, "cpu_seconds"),
+        "wall_ratio_busy_over_not": m(loaded, "wall_seconds") / m(quiet, "wall_seconds"),
+    }  # fmt: skip
+    print("load:", json.dumps(result["load"]))
+    if "comment" in runs:
+        result["aa"] = _summary("A/A (comment only)", _trials(runs["default"], runs["comment"], 0))
+    fresh = _trials(runs["default"], runs["default"], len(seeds) // 2)
+    result["aa_fresh"] = _summary("A/A' (fresh trajectories)", fresh)
+    if "bad" in runs:
+        result["power"] = _summary("power (lr 0.0005 -> 0.003)",
+                                   _trials(runs["bad"], runs["default"], 0))  # fmt: skip
+    scores = [r["score"] for r in runs["default"]]
+    result["default_baseline"] = {"mean": statistics.mean(scores), "sd": statistics.stdev(scores)}
+    print(f"default train.py over {len(scores)} seeds: mean {statistics.mean(scores):.3f}, "
+          f"sd {statistics.stdev(scores):.3f}")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
