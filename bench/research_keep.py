@@ -13,12 +13,15 @@ episodes), one training seed per run, for three versions of `train.py`:
   incumbent of the power test, whose candidate is `default`.
 
 Seeds 0..N-1 each. A trial of the keep rule uses two training seeds (the default
-`repeats`): trial j uses seeds (j, j+1 mod N), so N trials share seeds pairwise. Then
+`repeats`); every pair of the N seeds is one trial (N (N-1) / 2 trials; they share
+seeds, so they are not independent — N = 10 gives 45 trials from 10 runs per version).
+Then
 
 * **A/A false keeps**: incumbent `default`, candidate `comment` on the same seeds;
-* **A/A′ (fresh trajectories)**: incumbent `default` on seeds (j, j+1), candidate
-  `default` on seeds (j+N/2, j+N/2+1): the null of a change that does not help but
-  sends training down another trajectory (what a no-op hyperparameter change does);
+* **A/A′ (fresh trajectories)**: incumbent `default` on a pair of the first N/2 seeds,
+  candidate `default` on a pair of the other N/2 (every combination): the null of a
+  change that does not help but sends training down another trajectory (what a no-op
+  hyperparameter change does);
 * **power**: incumbent `bad`, candidate `default`, same seeds;
 
 each decided by `robo_agent.core.research_round.record_round` exactly as the runner does
@@ -54,13 +57,15 @@ def _sources() -> dict[str, str]:
     }
 
 
-def _runs(name: str, source: str, seeds: list[int], root: Path, parallel: int) -> list[dict]:
+def _runs(name: str, source: str, seeds: list[int], root: Path, parallel: int,
+          reuse: dict[tuple[str, int], dict]) -> list[dict]:
     from robo_agent.autoresearch.execute import Job, run_jobs_locally
 
     from robo_agent.core.research_config import ResearchConfig
 
     cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
-    out: list[dict] = []
+    out: list[dict] = [reuse[(name, s)] for s in seeds if (name, s) in reuse]
+    seeds = [s for s in seeds if (name, s) not in reuse]
     for first in range(0, len(seeds), parallel):
         chunk = seeds[first : first + parallel]
         jobs = [Job(trial=s, commit="", source=source, task=cfg.task,
@@ -77,7 +82,7 @@ def _runs(name: str, source: str, seeds: list[int], root: Path, parallel: int) -
                    "load_avg": os.getloadavg()[0]}  # fmt: skip
             print(json.dumps(rec), flush=True)
             out.append(rec)
-    return out
+    return sorted(out, key=lambda r: r["seed"])
 
 
 def _budget() -> float:
@@ -108,16 +113,23 @@ def _decide(inc: list[dict], cand: list[dict]) -> dict:
             "margin": row.margin, "detectable_gain": mde, "reason": row.description}  # fmt: skip
 
 
-def _trials(inc_runs: list[dict], cand_runs: list[dict], shift: int) -> list[dict]:
-    n = len(inc_runs)
-    by_seed_i = {r["seed"]: r for r in inc_runs}
-    by_seed_c = {r["seed"]: r for r in cand_runs}
-    trials = []
-    for j in range(n):
-        inc = [by_seed_i[j % n], by_seed_i[(j + 1) % n]]
-        cand = [by_seed_c[(j + shift) % n], by_seed_c[(j + shift + 1) % n]]
-        trials.append(_decide(inc, cand))
-    return trials
+def _pairs(seeds: list[int]) -> list[tuple[int, int]]:
+    return [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1 :]]
+
+
+def _trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool = False) -> list[dict]:
+    """One trial per pair of seeds (the default 2 repeats). Same seeds for both sides, or
+    with `fresh` the incumbent's pair from the first half of the seeds and the
+    candidate's from the second half (every combination)."""
+    inc_by = {r["seed"]: r for r in inc_runs}
+    cand_by = {r["seed"]: r for r in cand_runs}
+    seeds = sorted(inc_by)
+    if fresh:
+        half = len(seeds) // 2
+        combos = [(p, q) for p in _pairs(seeds[:half]) for q in _pairs(seeds[half:])]
+    else:
+        combos = [(p, p) for p in _pairs(seeds)]
+    return [_decide([inc_by[s] for s in p], [cand_by[s] for s in q]) for p, q in combos]
 
 
 def _summary(name: str, trials: list[dict]) -> dict:
@@ -134,12 +146,20 @@ def _summary(name: str, trials: list[dict]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--load-seeds", type=int, default=4)
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--configs", default="default,comment,bad")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--reuse", default=None, help="a log of an interrupted run of this "
+                        "script (same commit): its run records are reused, not re-run")
     args = parser.parse_args()
+    reuse: dict[tuple[str, int], dict] = {}
+    if args.reuse:
+        for line in Path(args.reuse).read_text().splitlines():
+            if line.startswith('{"config"'):
+                rec = json.loads(line)
+                reuse[(rec["config"], rec["seed"])] = rec
     sources = _sources()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()  # fmt: skip
@@ -149,11 +169,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in args.configs.split(","):
-            runs[name] = _runs(name, sources[name], seeds, root, args.parallel)
+            runs[name] = _runs(name, sources[name], seeds, root, args.parallel, reuse)
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             loaded = _runs("default+busy", sources["default"], seeds[: args.load_seeds], root,
-                           args.parallel)  # fmt: skip
+                           args.parallel, reuse)  # fmt: skip
         finally:
             busy.kill()
             busy.wait()
@@ -177,12 +197,12 @@ def main() -> int:
     }  # fmt: skip
     print("load:", json.dumps(result["load"]))
     if "comment" in runs:
-        result["aa"] = _summary("A/A (comment only)", _trials(runs["default"], runs["comment"], 0))
-    fresh = _trials(runs["default"], runs["default"], len(seeds) // 2)
+        result["aa"] = _summary("A/A (comment only)", _trials(runs["default"], runs["comment"]))
+    fresh = _trials(runs["default"], runs["default"], fresh=True)
     result["aa_fresh"] = _summary("A/A' (fresh trajectories)", fresh)
     if "bad" in runs:
         result["power"] = _summary("power (lr 0.0005 -> 0.003)",
-                                   _trials(runs["bad"], runs["default"], 0))  # fmt: skip
+                                   _trials(runs["bad"], runs["default"]))  # fmt: skip
     scores = [r["score"] for r in runs["default"]]
     result["default_baseline"] = {"mean": statistics.mean(scores), "sd": statistics.stdev(scores)}
     print(f"default train.py over {len(scores)} seeds: mean {statistics.mean(scores):.3f}, "

@@ -42,10 +42,11 @@ def test_duplicate_trial_refused_and_nothing_written(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("bad_line", "message"),
     [
-        ("1\tonly\tthree", "expected 17 tab-separated fields"),
+        ("1\tonly\tthree", f"expected {len(COLUMNS)} tab-separated fields"),
         ("\t".join(["x"] + [""] * (len(COLUMNS) - 1)), "trial"),
         (
-            "\t".join(["1", "", "", "optuna", "0.5"] + ["nan"] * 4 + ["0", "bogus"] + ["nan"] * 6),
+            "\t".join(["1", "", "", "optuna", "0.5"] + ["nan"] * 4 + ["0", "bogus"] + ["nan"] * 6
+                      + ["nan", ""]),
             "status",
         ),
     ],
