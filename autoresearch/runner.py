@@ -321,6 +321,10 @@ class Runner:
                         f"the baseline ended with status '{row.status}'; see "
                         f"{self.ws.trial_dir(row.trial)}/failure.log"
                     )
+                from robo_agent.core.research_health import warnings
+
+                for text in warnings(self._rows(), self.ws.config.budget_steps, 1):
+                    self.progress.note(f"warning: {text}")  # e.g. a baseline near 0
             while time.monotonic() < deadline:
                 remaining = math.inf if trials is None else trials - self.trials_done()
                 if remaining <= 0:
