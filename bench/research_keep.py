@@ -34,6 +34,7 @@ this one run.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -91,13 +92,14 @@ def _budget() -> float:
     return DEFAULT_BUDGET
 
 
-def _decide(inc: list[dict], cand: list[dict]) -> dict:
+def _decide(inc: list[dict], cand: list[dict], z: float | None = None) -> dict:
     from robo_agent.core.research_config import ResearchConfig
     from robo_agent.core.research_decision import detectable_gain
     from robo_agent.core.research_round import Outcome, Rules, record_round, seed_noise
 
     cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
-    rules = Rules(cfg.eval_episodes, cfg.z, cfg.min_margin, cfg.min_cpu_gain)
+    z = cfg.z if z is None else z
+    rules = Rules(cfg.eval_episodes, z, cfg.min_margin, cfg.min_cpu_gain)
 
     def outcome(trial: int, runs: list[dict]) -> Outcome:
         return Outcome(trial=trial, commit="", parent="", proposer="bench", description="",
@@ -107,29 +109,51 @@ def _decide(inc: list[dict], cand: list[dict]) -> dict:
     history = record_round([outcome(0, inc)], [], rules, baseline=True)
     row = record_round([outcome(1, cand)], history, rules, baseline=False)[0]
     noise = seed_noise(history, [[r["score"] for r in cand]])
-    mde = detectable_gain(history[0].score, noise, len(cand), cfg.eval_episodes, cfg.z,
+    mde = detectable_gain(history[0].score, noise, len(cand), cfg.eval_episodes, z,
                           cfg.min_margin)  # fmt: skip
     return {"keep": row.status == "keep", "incumbent": row.incumbent, "candidate": row.score,
             "margin": row.margin, "detectable_gain": mde, "reason": row.description}  # fmt: skip
 
 
-def _pairs(seeds: list[int]) -> list[tuple[int, int]]:
-    return [(a, b) for i, a in enumerate(seeds) for b in seeds[i + 1 :]]
+def _subsets(seeds: list[int], n: int) -> list[tuple[int, ...]]:
+    return list(itertools.combinations(seeds, n))
 
 
-def _trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool = False) -> list[dict]:
-    """One trial per pair of seeds (the default 2 repeats). Same seeds for both sides, or
-    with `fresh` the incumbent's pair from the first half of the seeds and the
+def _trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool = False, n: int = 2,
+            z: float | None = None) -> list[dict]:  # fmt: skip
+    """One trial per n-subset of the seeds (n = repeats). Same seeds for both sides, or
+    with `fresh` the incumbent's subset from the first half of the seeds and the
     candidate's from the second half (every combination)."""
     inc_by = {r["seed"]: r for r in inc_runs}
     cand_by = {r["seed"]: r for r in cand_runs}
     seeds = sorted(inc_by)
     if fresh:
         half = len(seeds) // 2
-        combos = [(p, q) for p in _pairs(seeds[:half]) for q in _pairs(seeds[half:])]
+        combos = [(p, q) for p in _subsets(seeds[:half], n) for q in _subsets(seeds[half:], n)]
     else:
-        combos = [(p, p) for p in _pairs(seeds)]
-    return [_decide([inc_by[s] for s in p], [cand_by[s] for s in q]) for p, q in combos]
+        combos = [(p, p) for p in _subsets(seeds, n)]
+    return [_decide([inc_by[s] for s in p], [cand_by[s] for s in q], z) for p, q in combos]
+
+
+def _grid(runs: dict[str, list[dict]]) -> list[dict]:
+    """False-keep rate (fresh trajectories) and power for other repeats and z, from the
+    same runs (subsets of the seeds), to choose the defaults by measurement."""
+    out = []
+    for n in (2, 3, 4):
+        for z in (1.0, 1.645, 2.0):
+            fresh = _trials(runs["default"], runs["default"], True, n, z)
+            power = _trials(runs["bad"], runs["default"], False, n, z) if "bad" in runs else []
+            rec = {"repeats": n, "z": z, "aa_fresh_rate": statistics.mean(t["keep"] for t in fresh),
+                   "aa_fresh_trials": len(fresh),
+                   "power": statistics.mean(t["keep"] for t in power) if power else None,
+                   "power_trials": len(power),
+                   "median_detectable_gain": statistics.median(t["detectable_gain"]
+                                                               for t in fresh)}  # fmt: skip
+            print(f"repeats {n}, z {z}: A/A' keeps {100 * rec['aa_fresh_rate']:.1f}% of "
+                  f"{len(fresh)}, power {rec['power']}, detectable gain "
+                  f"{rec['median_detectable_gain']:.3f}", flush=True)  # fmt: skip
+            out.append(rec)
+    return out
 
 
 def _summary(name: str, trials: list[dict]) -> dict:
@@ -153,7 +177,14 @@ def main() -> int:
     parser.add_argument("--json", default=None)
     parser.add_argument("--reuse", default=None, help="a log of an interrupted run of this "
                         "script (same commit): its run records are reused, not re-run")
+    parser.add_argument("--analyse", default=None, help="recompute the figures of a saved "
+                        "JSON record (no training); rewrites it with the figures")
     args = parser.parse_args()
+    if args.analyse:
+        result = json.loads(Path(args.analyse).read_text())
+        analyse(result)
+        Path(args.analyse).write_text(json.dumps(result, indent=2, default=float) + "\n")
+        return 0
     reuse: dict[tuple[str, int], dict] = {}
     if args.reuse:
         for line in Path(args.reuse).read_text().splitlines():
@@ -181,7 +212,17 @@ def main() -> int:
                     "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "machine": f"{os.cpu_count()} CPUs, shared with other engineers' jobs",
                     "runs": runs, "loaded_runs": loaded}  # fmt: skip
-    quiet = [r for r in runs["default"] if r["seed"] < args.load_seeds]
+    analyse(result)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    return 0
+
+
+def analyse(result: dict) -> None:
+    """The figures, from the run records (also for `--analyse` of a saved record)."""
+    runs, loaded = result["runs"], result["loaded_runs"]
+    load_seeds = {r["seed"] for r in loaded}
+    quiet = [r for r in runs["default"] if r["seed"] in load_seeds]
     same = sum(a["score"] == b["score"] and a["env_steps"] == b["env_steps"]
                for a, b in zip(quiet, loaded, strict=True))  # fmt: skip
 
@@ -203,13 +244,11 @@ def main() -> int:
     if "bad" in runs:
         result["power"] = _summary("power (lr 0.0005 -> 0.003)",
                                    _trials(runs["bad"], runs["default"]))  # fmt: skip
+    result["grid"] = _grid(runs)
     scores = [r["score"] for r in runs["default"]]
     result["default_baseline"] = {"mean": statistics.mean(scores), "sd": statistics.stdev(scores)}
     print(f"default train.py over {len(scores)} seeds: mean {statistics.mean(scores):.3f}, "
           f"sd {statistics.stdev(scores):.3f}")  # fmt: skip
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
