@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from robo_agent.core.artifact import ArtifactError, load_spec, with_provenance, write_spec
+from robo_agent.core.research_decision import wants_more_seeds
 
 LOG_TAIL_LINES = 40
 EVAL_TIMEOUT = 600.0
@@ -57,6 +58,9 @@ class Job:
     eval_workers: int = 2
     wall_factor: float = 4.0  # wall-clock limit = wall_factor * budget + grace
     budget_steps: int = 0  # env steps per run (0: train until the CPU budget)
+    # racing (research_decision.wants_more_seeds): after `repeats` seeds, more seeds of
+    # `train_seeds` only while the call is close; None: every seed of `train_seeds`
+    race: dict[str, Any] | None = None
 
 
 @dataclass
@@ -334,6 +338,8 @@ def run_job(job: Job, folder: str | Path, on_phase: Phase | None = None) -> JobR
         out.repeats.append(result)
         if result.status != "ok":
             break  # a crashing candidate is not worth its other seeds
+        if job.race is not None and not wants_more_seeds(out.scores, **job.race):
+            break  # decided: a clear winner or loser, or out of seeds
     out.wall_seconds = time.monotonic() - start
     if on_phase:
         on_phase(job.trial, -1, "done")

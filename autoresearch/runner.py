@@ -97,13 +97,29 @@ class Runner:
         self.backend = backend
         self.address = address
         cfg = ws.config
-        self.progress = LiveProgress(cfg.budget_seconds, cfg.repeats, cfg.task, enabled=live)
+        self.progress = LiveProgress(cfg.budget_seconds, cfg.max_repeats, cfg.task, enabled=live)
         self.last_failure = ""
         self._bootstrapped = False
         self._plotter: threading.Thread | None = None
 
     # -- helpers --------------------------------------------------------------------------
-    def _job(self, cand: Candidate, source: str) -> Job:
+    def _race(self, baseline: bool) -> dict[str, Any] | None:
+        """Racing settings for this round's candidates (None: the baseline, all seeds)."""
+        cfg = self.ws.config
+        inc = None if baseline else best_row(self._rows())
+        if inc is None:
+            return None
+        return {
+            "incumbent_scores": inc.scores or [inc.score] * max(inc.repeats, 1),
+            "noise_groups": [r.scores for r in self._rows() if r.succeeded and r.scores],
+            "episodes": cfg.eval_episodes,
+            "repeats": cfg.repeats,
+            "max_repeats": cfg.max_repeats,
+            "z": cfg.z,
+            "min_margin": cfg.min_margin,
+        }
+
+    def _job(self, cand: Candidate, source: str, race: dict[str, Any] | None = None) -> Job:
         cfg = self.ws.config
         return Job(
             trial=cand.trial,
@@ -114,7 +130,8 @@ class Runner:
             budget_steps=cfg.budget_steps,
             grace_seconds=cfg.grace_seconds,
             wall_factor=cfg.wall_factor,
-            train_seeds=cfg.train_seeds[: cfg.repeats],
+            train_seeds=cfg.train_seeds[: cfg.max_repeats],
+            race=race,
             eval_seed_base=cfg.eval_seed_base,
             eval_episodes=cfg.eval_episodes,
             domain_randomization=cfg.domain_randomization,
@@ -186,7 +203,8 @@ class Runner:
 
     def _run_round(self, cands: list[Candidate], baseline: bool = False) -> list[LedgerRow]:
         repo = self.ws.repo
-        jobs = [self._job(c, repo.show(c.commit, "train.py")) for c in cands]
+        race = self._race(baseline)
+        jobs = [self._job(c, repo.show(c.commit, "train.py"), race) for c in cands]
         results = self._execute(jobs)
         return self._record(cands, results, baseline)
 

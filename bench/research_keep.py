@@ -135,6 +135,51 @@ def _trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool = False, n:
     return [_decide([inc_by[s] for s in p], [cand_by[s] for s in q], z) for p, q in combos]
 
 
+def _race(inc: list[dict], cand: list[dict], z: float | None = None) -> dict:
+    """One trial exactly as the runner runs it with racing: the incumbent has scores on
+    all `max_repeats` seeds, the candidate trains seed by seed while
+    `wants_more_seeds` says so (same pooled noise as the runner), then the decision."""
+    from robo_agent.core.research_config import ResearchConfig
+    from robo_agent.core.research_decision import wants_more_seeds
+    from robo_agent.core.research_round import Outcome, Rules, record_round
+
+    cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
+    z = cfg.z if z is None else z
+    rules = Rules(cfg.eval_episodes, z, cfg.min_margin, cfg.min_cpu_gain)
+    base = Outcome(0, "", "", "bench", "", "ok", scores=[r["score"] for r in inc],
+                   repeats=len(inc), cpu_seconds=statistics.mean(r["cpu_seconds"] for r in inc))
+    history = record_round([base], [], rules, baseline=True)
+    scores: list[float] = []
+    for r in cand:
+        scores.append(r["score"])
+        if not wants_more_seeds(scores, history[0].scores, [history[0].scores], cfg.eval_episodes,
+                                cfg.repeats, cfg.max_repeats, z, cfg.min_margin):  # fmt: skip
+            break
+    used = cand[: len(scores)]
+    out = Outcome(1, "", "", "bench", "", "ok", scores=scores, repeats=len(scores),
+                  cpu_seconds=statistics.mean(r["cpu_seconds"] for r in used))
+    row = record_round([out], history, rules, baseline=False)[0]
+    return {"keep": row.status == "keep", "seeds": len(scores), "margin": row.margin,
+            "gain": row.score - row.incumbent}  # fmt: skip
+
+
+def _race_trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool,
+                 z: float | None = None) -> list[dict]:  # fmt: skip
+    """Racing trials over 4-seed subsets: same seeds for both sides, or (`fresh`) the
+    incumbent's from the first half of the seeds, the candidate's from the second
+    half in each of 4 rotations."""
+    inc_by = {r["seed"]: r for r in inc_runs}
+    cand_by = {r["seed"]: r for r in cand_runs}
+    seeds = sorted(inc_by)
+    if fresh:
+        half = len(seeds) // 2
+        combos = [(p, q[k:] + q[:k]) for p in _subsets(seeds[:half], 4)
+                  for q in _subsets(seeds[half:], 4) for k in range(4)]  # fmt: skip
+    else:
+        combos = [(p, p) for p in _subsets(seeds, 4)]
+    return [_race([inc_by[s] for s in p], [cand_by[s] for s in q], z) for p, q in combos]
+
+
 def _grid(runs: dict[str, list[dict]]) -> list[dict]:
     """False-keep rate (fresh trajectories) and power for other repeats and z, from the
     same runs (subsets of the seeds), to choose the defaults by measurement."""
@@ -153,6 +198,20 @@ def _grid(runs: dict[str, list[dict]]) -> list[dict]:
                   f"{len(fresh)}, power {rec['power']}, detectable gain "
                   f"{rec['median_detectable_gain']:.3f}", flush=True)  # fmt: skip
             out.append(rec)
+    for z in (1.0, 1.645, 2.0):
+        fresh = _race_trials(runs["default"], runs["default"], True, z)
+        power = _race_trials(runs["bad"], runs["default"], False, z) if "bad" in runs else []
+        rec = {"repeats": "race 2-4", "z": z,
+               "aa_fresh_rate": statistics.mean(t["keep"] for t in fresh),
+               "aa_fresh_trials": len(fresh),
+               "power": statistics.mean(t["keep"] for t in power) if power else None,
+               "power_trials": len(power),
+               "mean_seeds_aa_fresh": statistics.mean(t["seeds"] for t in fresh),
+               "mean_seeds_power": statistics.mean(t["seeds"] for t in power) if power else None}
+        print(f"racing 2-4, z {z}: A/A' keeps {100 * rec['aa_fresh_rate']:.1f}% of "
+              f"{len(fresh)} ({rec['mean_seeds_aa_fresh']:.2f} seeds), power {rec['power']} "
+              f"({rec['mean_seeds_power']} seeds)", flush=True)  # fmt: skip
+        out.append(rec)
     return out
 
 

@@ -45,6 +45,10 @@ class ResearchConfig(BaseModel):
         "seconds of wall-clock even if its CPU time is under budget (an overloaded machine)",
     )
     repeats: int = Field(default=2, ge=1, le=20, description="training seeds per candidate")
+    max_repeats: int = Field(
+        default=4, ge=1, le=20, description="seeds a close call may race up to (the baseline "
+        "trains on all of them); equal to repeats: no racing",
+    )
     train_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7])
     eval_seed_base: int = Field(default=EVAL_SEED_BASE, ge=EVAL_SEED_BASE)
     eval_episodes: int = Field(default=100, ge=1)
@@ -59,8 +63,10 @@ class ResearchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _seeds(self) -> ResearchConfig:
-        if len(self.train_seeds) < self.repeats:
-            raise ValueError(f"need at least {self.repeats} train_seeds (one per repeat)")
+        if self.max_repeats < self.repeats:
+            self.max_repeats = self.repeats  # older settings: no racing
+        if len(self.train_seeds) < self.max_repeats:
+            raise ValueError(f"need at least {self.max_repeats} train_seeds (one per repeat)")
         if len(set(self.train_seeds)) != len(self.train_seeds):
             raise ValueError("train_seeds must be distinct")
         if any(not 0 <= s < MAX_TRAIN_SEED for s in self.train_seeds):

@@ -24,6 +24,11 @@ A candidate whose scores equal the incumbent's on every seed trained the same po
 (e.g. a pure speed-up): it is kept only if it used at least `min_cpu_gain` (15 %) less
 CPU time, so a faster `train.py` still wins and noise in CPU time does not.
 
+**Racing** (`wants_more_seeds`): a candidate first trains on `repeats` seeds; a close
+call — a positive gain that does not clear the margin yet — earns one more seed at a
+time, up to `max_repeats` (and never beyond the seeds the incumbent has scores for),
+since the margin shrinks as `sqrt(2 / n)`. Clear winners and losers stop at `repeats`.
+
 `detectable_gain` is the smallest true gain kept with 80 % probability under the same
 noise model (`(z + 0.84) * s * sqrt(2 / n)`); `research status` shows it.
 """
@@ -146,3 +151,28 @@ def decide(
     verdict = "beats" if keep else "does not beat"
     reason = f"paired gain {gain:+.3f} over {n} seeds {verdict} margin {need:.3f}"
     return Decision(keep, m_cand, s_cand, m_inc, need, reason)
+
+
+def wants_more_seeds(
+    candidate_scores: Sequence[float],
+    incumbent_scores: Sequence[float],
+    noise_groups: Sequence[Sequence[float]],
+    episodes: int,
+    repeats: int,
+    max_repeats: int,
+    z: float = 2.0,
+    min_margin: float = 0.02,
+) -> bool:
+    """Whether a candidate with these scores so far should train on one more seed.
+
+    `noise_groups` are the per-seed scores of the ledger's rows; the seed spread is
+    pooled over them and the candidate's own scores, as the final decision pools it."""
+    n = len(candidate_scores)
+    if n < repeats:
+        return True
+    if n >= max_repeats or n >= len(incumbent_scores):
+        return False
+    inc = list(incumbent_scores[:n])
+    gain = mean(candidate_scores) - mean(inc)
+    s = pooled_spread([*noise_groups, list(candidate_scores)])
+    return 0.0 < gain <= margin(mean(inc), s, n, episodes, z, min_margin)

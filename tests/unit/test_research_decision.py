@@ -79,3 +79,17 @@ def test_decide_pairs_by_seed_position_and_refuses_empty_input() -> None:
         decide([], [0.1], 0.1, 100)
     with pytest.raises(ValueError):
         decide([0.1], [], 0.1, 100)
+
+
+def test_racing_gives_close_calls_more_seeds_and_stops_clear_ones() -> None:
+    from robo_agent.core.research_decision import wants_more_seeds
+
+    inc = [0.3, 0.2, 0.4, 0.3]
+    groups = [inc]
+    kw = {"episodes": 100, "repeats": 2, "max_repeats": 4, "z": 2.0, "min_margin": 0.02}
+    assert wants_more_seeds([0.9], inc, groups, **kw)  # fewer than `repeats` seeds
+    assert wants_more_seeds([0.4, 0.35], inc, groups, **kw)  # gain +0.125: close
+    assert not wants_more_seeds([0.95, 0.9], inc, groups, **kw)  # clear winner
+    assert not wants_more_seeds([0.1, 0.0], inc, groups, **kw)  # loser
+    assert not wants_more_seeds([0.4, 0.35, 0.4, 0.3], inc, groups, **kw)  # max_repeats
+    assert not wants_more_seeds([0.4, 0.35], inc[:2], groups, **kw)  # incumbent has no more
