@@ -1,7 +1,7 @@
 """Keep-rule benchmark: load robustness, A/A false keeps and power at the default settings.
 
-    python bench/research_keep.py [--seeds 20] [--load-seeds 4] [--parallel 2] \
-        [--json docs/benchmarks/research_keep_rule.json]
+    python bench/research_keep.py [--seeds 10] [--comment-seeds 7] [--load-seeds 4] \
+        [--parallel 2] [--json docs/benchmarks/research_keep_rule.json]
 
 Real runs of the research path (`execute.run_job`: train.py in its own process with the
 default `research.yaml` budget, then the frozen evaluator on the default 100 held-out
@@ -126,7 +126,7 @@ def _trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool = False, n:
     candidate's from the second half (every combination)."""
     inc_by = {r["seed"]: r for r in inc_runs}
     cand_by = {r["seed"]: r for r in cand_runs}
-    seeds = sorted(inc_by)
+    seeds = sorted(set(inc_by) & set(cand_by))
     if fresh:
         half = len(seeds) // 2
         combos = [(p, q) for p in _subsets(seeds[:half], n) for q in _subsets(seeds[half:], n)]
@@ -188,6 +188,8 @@ def _grid(runs: dict[str, list[dict]]) -> list[dict]:
         for z in (1.0, 1.645, 2.0):
             fresh = _trials(runs["default"], runs["default"], True, n, z)
             power = _trials(runs["bad"], runs["default"], False, n, z) if "bad" in runs else []
+            if not fresh:
+                continue
             rec = {"repeats": n, "z": z, "aa_fresh_rate": statistics.mean(t["keep"] for t in fresh),
                    "aa_fresh_trials": len(fresh),
                    "power": statistics.mean(t["keep"] for t in power) if power else None,
@@ -232,7 +234,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--load-seeds", type=int, default=4)
     parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--configs", default="default,comment,bad")
+    parser.add_argument("--configs", default="default,bad,comment")
+    parser.add_argument("--comment-seeds", type=int, default=7,
+                        help="seeds of the A/A candidate (7: 21 seed-pair trials)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--reuse", default=None, help="a log of an interrupted run of this "
                         "script (same commit): its run records are reused, not re-run")
@@ -259,7 +263,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in args.configs.split(","):
-            runs[name] = _runs(name, sources[name], seeds, root, args.parallel, reuse)
+            some = seeds[: args.comment_seeds] if name == "comment" else seeds
+            runs[name] = _runs(name, sources[name], some, root, args.parallel, reuse)
         busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             loaded = _runs("default+busy", sources["default"], seeds[: args.load_seeds], root,
