@@ -53,7 +53,7 @@ class ResearchConfig(BaseModel):
     eval_seed_base: int = Field(default=EVAL_SEED_BASE, ge=EVAL_SEED_BASE)
     eval_episodes: int = Field(default=100, ge=1)
     domain_randomization: bool = False
-    z: float = Field(default=2.0, ge=0, description="margin = max(min_margin, z * standard error)")
+    z: float = Field(default=1.645, ge=0, description="margin = max(min_margin, z * std. error)")
     min_margin: float = Field(default=0.02, ge=0)
     min_cpu_gain: float = Field(
         default=0.15, ge=0, lt=1, description="a candidate with the incumbent's scores on every "

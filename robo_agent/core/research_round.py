@@ -23,7 +23,7 @@ class Rules:
     """The decision settings of `research.yaml`."""
 
     episodes: int
-    z: float = 2.0
+    z: float = 1.645
     min_margin: float = 0.02
     min_cpu_gain: float = 0.15
 

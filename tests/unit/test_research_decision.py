@@ -53,7 +53,7 @@ def test_detectable_gain_adds_the_80_percent_power_quantile() -> None:
 
 
 def test_decide_keeps_a_clear_paired_gain_only() -> None:
-    d = decide([0.80, 0.74], [0.40, 0.30], seed_spread=0.1, episodes=100)
+    d = decide([0.80, 0.74], [0.40, 0.30], seed_spread=0.1, episodes=100, z=2.0)
     assert d.keep and d.candidate_mean == pytest.approx(0.77)
     assert d.incumbent_mean == pytest.approx(0.35) and d.margin == pytest.approx(0.2)
     small = decide([0.45, 0.40], [0.40, 0.30], seed_spread=0.1, episodes=100)
