@@ -247,6 +247,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.analyse:
         result = json.loads(Path(args.analyse).read_text())
+        result["analysed_with_commit"] = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         analyse(result)
         Path(args.analyse).write_text(json.dumps(result, indent=2, default=float) + "\n")
         return 0

@@ -56,7 +56,7 @@ class ResearchConfig(BaseModel):
     z: float = Field(default=1.645, ge=0, description="margin = max(min_margin, z * std. error)")
     min_margin: float = Field(default=0.02, ge=0)
     min_cpu_gain: float = Field(
-        default=0.15, ge=0, lt=1, description="a candidate with the incumbent's scores on every "
+        default=0.5, ge=0, lt=1, description="a candidate with the incumbent's scores on every "
         "seed is kept only if it used this fraction less CPU",
     )
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")

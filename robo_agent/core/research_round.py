@@ -25,7 +25,7 @@ class Rules:
     episodes: int
     z: float = 1.645
     min_margin: float = 0.02
-    min_cpu_gain: float = 0.15
+    min_cpu_gain: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 from robo_agent.core.ledger import LedgerRow
 from robo_agent.core.research_round import Outcome, Rules, record_round, seed_noise
 
-RULES = Rules(episodes=100, z=2.0, min_margin=0.02, min_cpu_gain=0.15)
+RULES = Rules(episodes=100, z=2.0, min_margin=0.02, min_cpu_gain=0.5)
 
 
 def _ok(trial: int, scores: list[float], cpu: float = 20.0) -> Outcome:
@@ -60,10 +60,10 @@ def test_failures_become_crash_and_timeout_rows_with_their_last_line() -> None:
 
 def test_identical_candidate_is_discarded_unless_clearly_faster() -> None:
     history = _baseline([0.3, 0.2])
-    same, quick = _ok(1, [0.3, 0.2], cpu=19.0), _ok(2, [0.3, 0.2], cpu=10.0)
+    same, quick = _ok(1, [0.3, 0.2], cpu=13.0), _ok(2, [0.3, 0.2], cpu=9.0)
     assert record_round([same], history, RULES, False)[0].status == "discard"
     row = record_round([quick], history, RULES, False)[0]
-    assert row.status == "keep" and "50% less CPU" in row.description
+    assert row.status == "keep" and "55% less CPU" in row.description
 
 
 def test_rows_before_per_seed_scores_still_compare() -> None:
