@@ -172,7 +172,7 @@ def _race_trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool,
     half in each of 4 rotations."""
     inc_by = {r["seed"]: r for r in inc_runs}
     cand_by = {r["seed"]: r for r in cand_runs}
-    seeds = sorted(inc_by)
+    seeds = sorted(set(inc_by) & set(cand_by))
     if fresh:
         half = len(seeds) // 2
         combos = [(p, q[k:] + q[:k]) for p in _subsets(seeds[:half], 4)
