@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TRIALS = 4
+EXPORT_WARN_BELOW = 0.5  # a policy that fails every other held-out episode is not for a robot
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -78,6 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     export.add_argument("dir", help="research workspace")
     export.add_argument("--trial", type=int, default=None, help="trial number (default: best)")
     export.add_argument("--out", required=True, help="artifact folder to create")
+    export.add_argument("--warn-below", type=float, default=EXPORT_WARN_BELOW,
+                        help="warn when the trial's held-out score is below this "
+                        f"(default {EXPORT_WARN_BELOW})")  # fmt: skip
     export.set_defaults(func=_cmd_export)
 
 
@@ -95,8 +99,10 @@ def _settings_args(p: argparse.ArgumentParser, task: str, budget: float, note: s
         "--budget",
         type=float,
         default=budget,
-        help=f"training seconds per run (default {budget:g}){note}",
+        help=f"cap on the CPU seconds of one training run (default {budget:g}){note}",
     )
+    p.add_argument("--budget-steps", type=int, default=None,
+                   help=f"env steps per training run (default 8000){note}")  # fmt: skip
     p.add_argument("--repeats", type=int, default=None, help=f"training seeds per candidate{note}")
     p.add_argument("--episodes", type=int, default=None, help=f"held-out evaluation episodes{note}")
     p.add_argument("--domain-randomization", action="store_true",
@@ -141,6 +147,8 @@ def _init_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         extra["domain_randomization"] = True
     if args.device is not None:
         extra["device"] = args.device
+    if args.budget_steps is not None:
+        extra["budget_steps"] = args.budget_steps
     return extra
 
 
@@ -152,8 +160,9 @@ def _cmd_init(args: argparse.Namespace) -> int:
     cfg = ws.config
     print(f"created research workspace {ws.path} (branch research, commit {ws.repo.head()[:8]})")
     print(
-        f"task {cfg.task}, budget {cfg.budget_seconds:g} s x {cfg.repeats} seeds, "
-        f"{cfg.eval_episodes} held-out episodes, device {cfg.device}"
+        f"task {cfg.task}, {cfg.budget_steps} env steps per run (CPU cap "
+        f"{cfg.budget_seconds:g} s) x {cfg.repeats} seeds, {cfg.eval_episodes} held-out episodes, "
+        f"device {cfg.device}"
     )
     print(f"next: robo-agent research run {args.dir}")
     return 0
@@ -213,7 +222,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return 130
     _print_best(ws, best)
+    _print_health(ws)
     return 0
+
+
+def _print_health(ws: Any) -> None:
+    from robo_agent.core.research_health import smallest_detectable_gain, warnings
+
+    cfg, rows = ws.config, ws.ledger.rows()
+    gain = smallest_detectable_gain(rows, cfg.repeats, cfg.eval_episodes, cfg.z, cfg.min_margin)
+    if not math.isnan(gain):
+        print(f"smallest detectable gain: {gain:.3f} (kept 4 times in 5 with {cfg.repeats} "
+              f"seeds; --repeats N at init shrinks it by sqrt(N / {cfg.repeats}))")  # fmt: skip
+    for text in warnings(rows, cfg.budget_steps, cfg.repeats):
+        print(f"warning: {text}", file=sys.stderr)
 
 
 def _print_best(ws: Any, best: Any) -> None:
@@ -242,9 +264,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"warning: ledger {ws.ledger.path}: {found.problem}; showing the "
               f"{len(rows)} verified row(s) before it; `research run` will move lines "
               f"{found.first_bad}+ to {ws.ledger.aside}", file=sys.stderr)  # fmt: skip
-    table = Table(title=f"{ws.path} · {ws.config.task} · budget {ws.config.budget_seconds:g} s")
-    cols = ("trial", "status", "proposer", "score", "spread", "incumbent+margin", "train s",
-            "steps", "mem MB", "commit", "description")  # fmt: skip
+    cfg = ws.config
+    table = Table(title=f"{ws.path} · {cfg.task} · {cfg.budget_steps} steps per run (CPU cap "
+                  f"{cfg.budget_seconds:g} s) × {cfg.repeats} seeds")  # fmt: skip
+    cols = ("trial", "status", "proposer", "score", "spread", "incumbent+margin", "wall s",
+            "CPU s", "steps", "mem MB", "commit", "description")  # fmt: skip
     for col in cols:
         table.add_column(col, overflow="fold")
 
@@ -254,7 +278,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for r in rows:
         bar = "-" if math.isnan(r.margin) else f"{r.incumbent:.3f}+{r.margin:.3f}"
         table.add_row(str(r.trial), r.status, r.proposer, f(r.score), f(r.spread), bar,
-                      f(r.train_seconds, 1), str(r.env_steps), f(r.peak_mem_mb, 0),
+                      f(r.train_seconds, 1), f(r.cpu_seconds, 1), str(r.env_steps),
+                      f(r.peak_mem_mb, 0),
                       r.commit[:8], r.description[:80])  # fmt: skip
     console = Console()
     if not console.is_terminal:  # logs and pipes: no 80-column squeeze
@@ -265,6 +290,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print("best: none yet")
     else:
         print(f"best: trial {best.trial} commit {best.commit} score {best.score:.3f}")
+    _print_health(ws)
     return 0
 
 
@@ -312,6 +338,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not candidates:
         raise WorkspaceError(f"trial {row.trial}: no artifact under {ws.trial_dir(row.trial)}")
     _, source, spec = max(candidates, key=lambda c: c[0])
+    if row.score < args.warn_below:
+        print(f"warning: trial {row.trial} scores {row.score:.3f} on the held-out episodes "
+              f"(below {args.warn_below:g}; this repeat {spec.provenance.score or 0.0:.3f}): "
+              f"the policy fails most goals; train longer or keep researching before "
+              f"deploying it", file=sys.stderr)  # fmt: skip
     out = Path(args.out).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise WorkspaceError(f"{out} already exists and is not empty")

@@ -5,8 +5,10 @@ task. It needs only the candidate's `train.py` text and the frozen settings, so 
 worker can run it from a scratch folder. For each repeat (training seed) it
 
 1. runs `python train.py --task T --seed S --budget-seconds B --out DIR` in a new
-   session, polling the process tree's resident memory, and kills the whole group at
-   `B + grace` seconds (status `timeout`);
+   session, polling the process tree's resident memory and CPU time, and kills the
+   whole group when its CPU time passes `B + grace` or its wall-clock passes
+   `wall_factor * B + grace` (status `timeout`); B is CPU seconds of the tree, so
+   other people's load on the machine changes how long a trial takes, not its score;
 2. runs `python -m robo_agent.autoresearch.evaluate` on the artifact in another
    process (status `crash` if `train.py` failed or left no valid artifact);
 3. stamps the artifact's provenance with the evaluation it got.
@@ -32,6 +34,7 @@ from typing import Any
 from robo_agent.autoresearch.sandbox import Sandbox, SandboxUnavailable
 
 from robo_agent.core.artifact import ArtifactError, load_spec, with_provenance, write_spec
+from robo_agent.core.research_decision import wants_more_seeds
 
 LOG_TAIL_LINES = 40
 EVAL_TIMEOUT = 600.0
@@ -46,7 +49,7 @@ class Job:
     commit: str
     source: str
     task: str
-    budget_seconds: float
+    budget_seconds: float  # CPU seconds of train.py's process tree (a cap)
     grace_seconds: float
     train_seeds: list[int]
     eval_seed_base: int
@@ -57,6 +60,11 @@ class Job:
     eval_workers: int = 2
     sandbox: str = "bwrap"  # bwrap | none (--no-sandbox); see sandbox.py
     memory_limit_mb: float = 8192.0
+    wall_factor: float = 4.0  # wall-clock limit = wall_factor * budget + grace
+    budget_steps: int = 0  # env steps per run (0: train until the CPU budget)
+    # racing (research_decision.wants_more_seeds): after `repeats` seeds, more seeds of
+    # `train_seeds` only while the call is close; None: every seed of `train_seeds`
+    race: dict[str, Any] | None = None
 
 
 @dataclass
@@ -67,6 +75,7 @@ class RepeatResult:
     final_distance: float = float("nan")
     smoothness: float = float("nan")
     train_seconds: float = float("nan")
+    cpu_seconds: float = float("nan")
     env_steps: int = 0
     peak_mem_mb: float = float("nan")
     eval_seconds: float = float("nan")
@@ -117,21 +126,38 @@ def _die_with_parent() -> None:
         pass
 
 
-def _tree_rss_mb(pid: int) -> float:
+def _tree_usage(pid: int, cpu_seen: dict[int, float]) -> tuple[float, float]:
+    """(resident MB, CPU seconds) of the process tree under `pid`.
+
+    `cpu_seen` keeps each process's last CPU reading, so a child that exits between
+    polls still counts with what it had used."""
     import psutil
 
     try:
         proc = psutil.Process(pid)
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0.0
+        return 0.0, sum(cpu_seen.values())
     total = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            with p.oneshot():
+                total += p.memory_info().rss
+                times = p.cpu_times()
+            cpu_seen[p.pid] = times.user + times.system
         except psutil.Error:
             continue
-    return total / 2**20
+    return total / 2**20, sum(cpu_seen.values())
+
+
+def _reap(proc: subprocess.Popen) -> float | None:
+    """Non-blocking wait; the CPU seconds of the finished tree (itself and every
+    descendant it waited for), or None while it runs."""
+    pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -165,6 +191,7 @@ def train_once(job: Job, seed: int, folder: Path) -> RepeatResult:
         "--task", job.task,
         "--seed", str(seed),
         "--budget-seconds", str(job.budget_seconds),
+        "--budget-steps", str(job.budget_steps),
         "--out", str(folder),
         "--device", job.device,
         "--torch-threads", str(job.torch_threads),
@@ -184,21 +211,35 @@ def train_once(job: Job, seed: int, folder: Path) -> RepeatResult:
             start_new_session=True,
             preexec_fn=box.preexec(_die_with_parent),
         )
-    peak = 0.0
-    deadline = start + job.budget_seconds + job.grace_seconds
-    timed_out = over_memory = False
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss_mb(proc.pid))
+    peak, cpu, cpu_seen = 0.0, 0.0, {}
+    wall_deadline = start + job.wall_factor * job.budget_seconds + job.grace_seconds
+    cpu_limit = job.budget_seconds + job.grace_seconds
+    timed_out = ""
+    over_memory = False
+    while (finished := _reap(proc)) is None:
+        rss, cpu = _tree_usage(proc.pid, cpu_seen)
+        peak = max(peak, rss)
         over_memory = box.over_memory(peak)
-        if over_memory or time.monotonic() > deadline:
-            timed_out = not over_memory
+        over_wall = time.monotonic() > wall_deadline
+        if over_memory or over_wall or cpu > cpu_limit:
+            if not over_memory:
+                timed_out = (
+                    f"wall-clock {time.monotonic() - start:.1f} s > {job.wall_factor:g} x budget "
+                    f"{job.budget_seconds:g} s + grace {job.grace_seconds:g} s"
+                    if over_wall
+                    else f"CPU {cpu:.1f} s > budget {job.budget_seconds:g} s + grace "
+                    f"{job.grace_seconds:g} s"
+                )
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             break
         time.sleep(0.1)
+    else:
+        cpu = max(cpu, finished)
     wall = time.monotonic() - start
     unsafe = box.finish()  # before the runner reads anything the candidate wrote
-    result = RepeatResult(seed=seed, status="ok", train_seconds=wall, peak_mem_mb=round(peak, 1))
+    result = RepeatResult(seed=seed, status="ok", train_seconds=wall, cpu_seconds=round(cpu, 2),
+                          peak_mem_mb=round(peak, 1))  # fmt: skip
     printed = parse_summary(_tail(log_path, 20))
     result.env_steps = int(printed.get("env_steps", 0))
     if over_memory or unsafe:
@@ -210,10 +251,7 @@ def train_once(job: Job, seed: int, folder: Path) -> RepeatResult:
         )  # fmt: skip
     elif timed_out:
         result.status = "timeout"
-        result.log_tail = _tail(log_path) + (
-            f"\n[runner] killed after {wall:.1f} s (budget {job.budget_seconds} s "
-            f"+ grace {job.grace_seconds} s)"
-        )
+        result.log_tail = _tail(log_path) + f"\n[runner] killed: {timed_out}"
     elif proc.returncode != 0:
         result.status = "crash"
         result.log_tail = _tail(log_path) + f"\n[runner] train.py exited with {proc.returncode}"
@@ -318,6 +356,8 @@ def run_job(job: Job, folder: str | Path, on_phase: Phase | None = None) -> JobR
         out.repeats.append(result)
         if result.status != "ok":
             break  # a crashing candidate is not worth its other seeds
+        if job.race is not None and not wants_more_seeds(out.scores, **job.race):
+            break  # decided: a clear winner or loser, or out of seeds
     out.wall_seconds = time.monotonic() - start
     if on_phase:
         on_phase(job.trial, -1, "done")

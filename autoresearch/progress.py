@@ -117,7 +117,7 @@ class LiveProgress:
                 f"{time.monotonic() - self.started:,.0f} s elapsed · best: {self.best}",
                 title_justify="left",
             )
-            for col in ("trial", "repeat", "phase", "elapsed / budget"):
+            for col in ("trial", "repeat", "phase", "elapsed wall / CPU cap"):
                 table.add_column(col)
             now = time.monotonic()
             for trial, (rep, phase, since) in sorted(self.active.items()):

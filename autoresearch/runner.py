@@ -41,7 +41,8 @@ from robo_agent.autoresearch.proposers import (
 from robo_agent.autoresearch.workspace import Workspace, WorkspaceError
 
 from robo_agent.core.ledger import LedgerRow, best_row
-from robo_agent.core.research_decision import decide, mean, spread
+from robo_agent.core.research_decision import mean
+from robo_agent.core.research_round import Outcome, Rules, record_round
 from robo_agent.core.research_source import SourceError, current_values, vet_train_source
 
 JobRunner = Callable[[list[Job], list[Path], Any], list[JobResult]]
@@ -55,6 +56,26 @@ class Candidate:
     proposer: str
     description: str
     proposal: Proposal | None = None
+
+
+def _outcome(cand: Candidate, res: JobResult) -> Outcome:
+    """A job's result as the plain data the pure decision step takes."""
+    reps = res.repeats
+    ok = [r for r in reps if r.status == "ok"]
+    tail = res.failure_tail() if res.status != "ok" else ""
+    return Outcome(
+        trial=cand.trial, commit=cand.commit, parent=cand.parent, proposer=cand.proposer,
+        description=cand.description, status=res.status, scores=res.scores,
+        repeats=len(reps),
+        train_seconds=mean([r.train_seconds for r in reps]),
+        cpu_seconds=mean([r.cpu_seconds for r in reps]),
+        env_steps=int(mean([r.env_steps for r in reps]) or 0) if reps else 0,
+        peak_mem_mb=max((r.peak_mem_mb for r in reps), default=math.nan),
+        final_distance=mean([r.final_distance for r in ok]),
+        smoothness=mean([r.smoothness for r in ok]),
+        wall_seconds=res.wall_seconds,
+        failure_line=next((ln for ln in reversed(tail.splitlines()) if ln.strip()), ""),
+    )  # fmt: skip
 
 
 class Runner:
@@ -82,13 +103,29 @@ class Runner:
         self.sandbox = "bwrap" if sandbox else "none"
         ws.ledger.sandbox = self.sandbox  # every row this runner writes records it
         cfg = ws.config
-        self.progress = LiveProgress(cfg.budget_seconds, cfg.repeats, cfg.task, enabled=live)
+        self.progress = LiveProgress(cfg.budget_seconds, cfg.max_repeats, cfg.task, enabled=live)
         self.last_failure = ""
         self._bootstrapped = False
         self._plotter: threading.Thread | None = None
 
     # -- helpers --------------------------------------------------------------------------
-    def _job(self, cand: Candidate, source: str) -> Job:
+    def _race(self, baseline: bool) -> dict[str, Any] | None:
+        """Racing settings for this round's candidates (None: the baseline, all seeds)."""
+        cfg = self.ws.config
+        inc = None if baseline else best_row(self._rows())
+        if inc is None:
+            return None
+        return {
+            "incumbent_scores": inc.scores or [inc.score] * max(inc.repeats, 1),
+            "noise_groups": [r.scores for r in self._rows() if r.succeeded and r.scores],
+            "episodes": cfg.eval_episodes,
+            "repeats": cfg.repeats,
+            "max_repeats": cfg.max_repeats,
+            "z": cfg.z,
+            "min_margin": cfg.min_margin,
+        }
+
+    def _job(self, cand: Candidate, source: str, race: dict[str, Any] | None = None) -> Job:
         cfg = self.ws.config
         return Job(
             trial=cand.trial,
@@ -96,8 +133,11 @@ class Runner:
             source=source,
             task=cfg.task,
             budget_seconds=cfg.budget_seconds,
+            budget_steps=cfg.budget_steps,
             grace_seconds=cfg.grace_seconds,
-            train_seeds=cfg.train_seeds[: cfg.repeats],
+            wall_factor=cfg.wall_factor,
+            train_seeds=cfg.train_seeds[: cfg.max_repeats],
+            race=race,
             eval_seed_base=self.ws.eval_seed_base,
             eval_episodes=cfg.eval_episodes,
             domain_randomization=cfg.domain_randomization,
@@ -174,7 +214,8 @@ class Runner:
 
     def _run_round(self, cands: list[Candidate], baseline: bool = False) -> list[LedgerRow]:
         repo = self.ws.repo
-        jobs = [self._job(c, repo.show(c.commit, "train.py")) for c in cands]
+        race = self._race(baseline)
+        jobs = [self._job(c, repo.show(c.commit, "train.py"), race) for c in cands]
         self.ws.check_harness()
         results = self._execute(jobs)
         self.ws.check_harness()  # nothing is recorded from a harness that moved meanwhile
@@ -184,64 +225,16 @@ class Runner:
         self, cands: list[Candidate], results: list[JobResult], baseline: bool
     ) -> list[LedgerRow]:
         cfg = self.ws.config
-        inc = None if baseline else best_row(self._rows())
-        rows: list[LedgerRow] = []
-        decisions: dict[int, Any] = {}
+        outcomes = [_outcome(c, r) for c, r in zip(cands, results, strict=True)]
         for cand, res in zip(cands, results, strict=True):
-            if res.status == "ok" and inc is not None:
-                decisions[cand.trial] = decide(
-                    res.scores, inc.score, inc.spread, max(inc.repeats, 1),
-                    cfg.eval_episodes, cfg.z, cfg.min_margin,
-                )  # fmt: skip
-        winners = [t for t, d in decisions.items() if d.keep]
-        winner = max(winners, key=lambda t: decisions[t].candidate_mean, default=None)
-        for cand, res in zip(cands, results, strict=True):
-            reps = res.repeats
-            base: dict[str, Any] = {
-                "trial": cand.trial,
-                "commit": cand.commit,
-                "parent": cand.parent,
-                "proposer": cand.proposer,
-                "repeats": len(reps),
-                "train_seconds": mean([r.train_seconds for r in reps]),
-                "env_steps": int(mean([r.env_steps for r in reps]) or 0) if reps else 0,
-                "peak_mem_mb": max((r.peak_mem_mb for r in reps), default=math.nan),
-                "wall_seconds": res.wall_seconds,
-            }
             if res.status != "ok":
                 tail = res.failure_tail()
                 self.last_failure = tail
                 (self.ws.trial_dir(cand.trial) / "failure.log").write_text(tail + "\n")
-                last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
-                row = LedgerRow(
-                    **base, status=res.status, description=f"{cand.description} | {last[:200]}"
-                )
-            else:
-                ok = [r for r in reps if r.status == "ok"]
-                stats = {
-                    "score": mean(res.scores),
-                    "spread": spread(res.scores),
-                    "final_distance": mean([r.final_distance for r in ok]),
-                    "smoothness": mean([r.smoothness for r in ok]),
-                }
-                if baseline or inc is None:
-                    row = LedgerRow(
-                        **base, **stats, status="baseline", description=cand.description
-                    )
-                else:
-                    d = decisions[cand.trial]
-                    status = "keep" if cand.trial == winner else "discard"
-                    note = (
-                        d.reason
-                        if status == "keep" or not d.keep
-                        else "cleared the margin, a sibling scored higher"
-                    )
-                    row = LedgerRow(
-                        **base, **stats, incumbent=d.incumbent_mean, margin=d.margin,
-                        status=status, description=f"{cand.description} ({note})",
-                    )  # fmt: skip
+        rules = Rules(cfg.eval_episodes, cfg.z, cfg.min_margin, cfg.min_cpu_gain)
+        rows = record_round(outcomes, self._rows(), rules, baseline)
+        for cand, row in zip(cands, rows, strict=True):
             self.ws.ledger.append(row)
-            rows.append(row)
             if self.proposer is not None and cand.proposal is not None:
                 self.proposer.feedback(cand.proposal, row)
             self.progress.row(row, best_row(self._rows()))
@@ -374,6 +367,10 @@ class Runner:
                         f"the baseline ended with status '{row.status}'; see "
                         f"{self.ws.trial_dir(row.trial)}/failure.log"
                     )
+                from robo_agent.core.research_health import warnings
+
+                for text in warnings(self._rows(), self.ws.config.budget_steps, 1):
+                    self.progress.note(f"warning: {text}")  # e.g. a baseline near 0
             while time.monotonic() < deadline:
                 remaining = math.inf if trials is None else trials - self.trials_done()
                 if remaining <= 0:

@@ -7,6 +7,12 @@ ONNX policy artifact (observation normaliser inside the graph) in `--out`.
 
     python train.py --task robo_agent/PandaReach-v0 --budget-seconds 30 --seed 0 --out run/
 
+The budget is a number of env steps (`--budget-steps`) under a cap of **CPU seconds**
+(`--budget-seconds`: user + system of this process and its sim worker processes, from
+process start, imports included). Neither counts time the machine spends on other
+people's work; the CPU cap stops a candidate that buys a better score with much more
+compute per step.
+
 Algorithm (Haarnoja et al. 2018; Andrychowicz et al. 2017):
 * `n_envs` environments step in lock-step (gymnasium vector env, same-step autoreset);
   finished episodes go into an episode-aware replay buffer. robo_agent tasks use the
@@ -38,24 +44,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-_START = time.monotonic()  # the budget counts from process start, imports included
+_START = time.monotonic()  # wall-clock start, for logs (the budget is CPU time, see CpuClock)
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+import psutil  # noqa: E402
 import robo_agent.sim  # noqa: E402, F401  (registers the robo_agent/* Gymnasium ids)
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-try:  # optional: panda-gym's tasks, used by the benchmarks for comparison
-    import panda_gym  # noqa: F401
-except ImportError:
-    pass
 from robo_agent.autoresearch.onnx_policy import (  # noqa: E402
     build_mlp_model,
     spec_fields_from_env,
     write_artifact,
 )
+from torch import nn  # noqa: E402
 
 
 @dataclass
@@ -66,8 +68,13 @@ class Config:
     """Gymnasium id of a goal-conditioned task (dict observation, compute_reward)."""
     seed: int = 0
     """training seed (seeds torch, numpy and the training environments)"""
+    budget_steps: int = 0
+    """env steps (transitions summed over the envs) to train for; 0: until the CPU budget.
+    The research runner sets it: a fixed amount of experience per run makes a run
+    repeatable (same seed, same steps, same policy) whatever else the machine is doing"""
     budget_seconds: float = 30.0
-    """wall-clock budget for this whole process, start-up and saving included"""
+    """CPU-seconds budget of this process tree (sim workers too), start-up and saving
+    included; the runner kills the tree when it runs far past it"""
     out: str = "run"
     """folder for the policy artifact and checkpoints"""
     device: str = "auto"
@@ -75,7 +82,7 @@ class Config:
     torch_threads: int = 1
     """CPU threads for torch; 1 is fastest for these small networks on a 2-core machine"""
     save_reserve_seconds: float = 1.0
-    """stop training this long before the budget ends, to write the artifact"""
+    """stop training this many CPU seconds before the budget ends, to write the artifact"""
     checkpoint_seconds: float = 15.0
     """write the artifact (and a weights-only checkpoint) at this interval"""
     buffer_size: int = 300_000
@@ -267,6 +274,31 @@ def make_envs(cfg: Config) -> gym.vector.VectorEnv:
     )
 
 
+class CpuClock:
+    """CPU seconds (user + system) of this process since it started, plus its children's.
+
+    The children (the sim workers) are listed once, after they are started; reading
+    their /proc counters costs microseconds, so the loop checks the clock every step.
+    """
+
+    def __init__(self) -> None:
+        self.children: list[psutil.Process] = []
+        self.used: dict[int, float] = {}  # last reading per child (kept if it exits)
+
+    def attach_children(self) -> None:
+        self.children = psutil.Process().children(recursive=True)
+
+    def __call__(self) -> float:
+        own = os.times()
+        for child in self.children:
+            try:
+                times = child.cpu_times()
+                self.used[child.pid] = times.user + times.system
+            except psutil.Error:
+                continue
+        return own.user + own.system + sum(self.used.values())
+
+
 class PipelinedEnv:
     """`step_async(actions)` / `step_wait()` over any vector env.
 
@@ -302,8 +334,11 @@ class PipelinedEnv:
 
 def main() -> None:
     cfg = parse_config()
-    deadline = _START + cfg.budget_seconds - cfg.save_reserve_seconds
+    clock = CpuClock()
+    stop_at = cfg.budget_seconds - cfg.save_reserve_seconds  # CPU seconds of the tree
     envs = make_envs(cfg)  # first: sim workers are forked before torch does any work
+    clock.attach_children()
+    envs.action_space.seed(cfg.seed)  # the warm-up's random actions repeat with the seed
     torch.set_num_threads(max(1, cfg.torch_threads))
     if cfg.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -395,7 +430,7 @@ def main() -> None:
         )
         fields = spec_fields_from_env(reward_env, cfg.task, [(k, dims[k]) for k in keys])
         fields["provenance"] = {
-            "training_seconds": time.monotonic() - _START,
+            "training_seconds": clock(),
             "env_steps": env_steps,
             "algorithm": f"SAC+HER ({tag})",
         }
@@ -410,6 +445,7 @@ def main() -> None:
                     # training wall-clock since the first env step, time spent saving excluded
                     "train_seconds": began - train_start - save_seconds,
                     "process_seconds": began - _START,
+                    "cpu_seconds": clock(),
                 }
                 index.write(json.dumps(record) + "\n")
         write_artifact(out / "artifact", model, fields)
@@ -420,13 +456,18 @@ def main() -> None:
         )  # fmt: skip
         save_seconds += time.monotonic() - began
 
-    terminates_on_success = 0.0  # learned from the first successful real termination below
+    # Whether reaching the goal ends an episode, as the env says (robo_agent envs have
+    # `terminate_on_success`); for other envs it is learned from the first real
+    # termination that is a success (panda-gym ends episodes on success).
+    declared = getattr(reward_env, "terminate_on_success", None)
+    terminates_on_success = float(bool(declared)) if declared is not None else 0.0
     save_seconds = 0.0
     train_start = time.monotonic()
     env_steps, updates, successes, finished = 0, 0, 0, 0
     update_debt = 0.0
     last_ckpt = last_log = time.monotonic()
-    while time.monotonic() < deadline:
+    step_budget = cfg.budget_steps if cfg.budget_steps > 0 else math.inf
+    while env_steps < step_budget and clock() < stop_at:
         x = policy_input(obs, keys)
         norm.update(x)
         if env_steps < cfg.learning_starts:
@@ -459,7 +500,7 @@ def main() -> None:
                 )
                 successes += success
                 finished += 1
-                if terminated[i] and success:
+                if declared is None and terminated[i] and success:
                     terminates_on_success = 1.0
                 buffer.add_episode({k: np.asarray(v, np.float32) for k, v in ep.items()})
                 episodes[i] = {}
@@ -482,6 +523,7 @@ def main() -> None:
     print(f"updates: {updates}")
     print(f"device: {device}")
     print(f"train_seconds: {time.monotonic() - _START:.2f}")
+    print(f"cpu_seconds: {clock():.2f}")
     stepper.close()  # stops the sim workers
     reward_env.close()
 

@@ -51,8 +51,13 @@ def first_reaching(points: list[tuple[float, int, object]], score_fn, episodes: 
 def run_ours(args: argparse.Namespace, work: Path) -> dict:
     from robo_agent.autoresearch.evaluate import evaluate
 
+    # train.py registers only the robo_agent/* ids; for panda-gym's tasks (the same-env
+    # comparison) this runner registers them before running it as __main__
+    launcher = ([sys.executable, args.train_py] if args.task.startswith("robo_agent/") else
+                [sys.executable, "-c", "import sys, runpy, panda_gym; sys.argv = sys.argv[1:]; "
+                 "runpy.run_path(sys.argv[0], run_name='__main__')", args.train_py])  # fmt: skip
     cmd = [
-        sys.executable, args.train_py,
+        *launcher,
         "--task", args.task, "--seed", str(args.seed),
         "--budget-seconds", str(args.budget), "--out", str(work),
         "--keep-checkpoints", "true", "--checkpoint-seconds", str(args.checkpoint_seconds),

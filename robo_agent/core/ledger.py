@@ -56,6 +56,8 @@ COLUMNS: tuple[str, ...] = (
     "smoothness",
     "wall_seconds",
     "description",
+    "cpu_seconds",
+    "scores",
 )
 #: the hash-chain cell, always last, outside COLUMNS (it covers every other cell)
 CHAIN = "chain"
@@ -94,6 +96,18 @@ class LedgerRow(BaseModel):
     smoothness: float = math.nan
     wall_seconds: float = math.nan
     description: str = ""
+    cpu_seconds: float = math.nan  # mean CPU seconds of train.py's process tree (the budget)
+    scores: list[float] = Field(
+        default_factory=list, description="held-out score per training seed, seed order"
+    )
+
+    @field_validator("scores", mode="before")
+    @classmethod
+    def _scores_cell(cls, value: object) -> object:
+        # in the TSV the per-seed scores are one cell, ';'-separated
+        if isinstance(value, str):
+            return [float(v) for v in value.split(";") if v.strip()]
+        return value
 
     @field_validator("commit", "parent", "proposer", "sandbox", "description", mode="before")
     @classmethod
@@ -114,6 +128,8 @@ class LedgerRow(BaseModel):
             value = getattr(self, name)
             if isinstance(value, float):
                 cells.append("nan" if math.isnan(value) else f"{value:.6g}")
+            elif isinstance(value, list):
+                cells.append(";".join(f"{v:.6g}" for v in value))
             else:
                 cells.append(str(value))
         return "\t".join(cells)

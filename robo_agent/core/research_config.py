@@ -35,11 +35,25 @@ class ResearchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: str = Field(min_length=1, description="Gymnasium id, e.g. robo_agent/PandaReach-v0")
-    budget_seconds: float = Field(gt=0, description="training wall-clock per run of train.py")
+    budget_seconds: float = Field(
+        gt=0, description="cap on the CPU seconds of train.py's process tree (sim workers "
+        "too) per run; a run stops at budget_steps or at this cap, whichever comes first",
+    )
+    budget_steps: int = Field(
+        default=8000, ge=0, description="env steps per run of train.py (0: CPU cap only)"
+    )
     grace_seconds: float = Field(
         default=20.0, ge=0, description="extra time for start-up and saving before a kill"
     )
+    wall_factor: float = Field(
+        default=4.0, ge=1.0, description="a run is killed after wall_factor * budget + grace "
+        "seconds of wall-clock even if its CPU time is under budget (an overloaded machine)",
+    )
     repeats: int = Field(default=2, ge=1, le=20, description="training seeds per candidate")
+    max_repeats: int = Field(
+        default=4, ge=1, le=20, description="seeds a close call may race up to (the baseline "
+        "trains on all of them); equal to repeats: no racing",
+    )
     train_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4, 5, 6, 7])
     eval_seed_base: int | None = Field(
         default=None, exclude=True, description="ignored (old workspaces); the seeds are secret"
@@ -49,8 +63,12 @@ class ResearchConfig(BaseModel):
         default=8192.0, ge=64, description="memory of a candidate's process tree (MB)"
     )
     domain_randomization: bool = False
-    z: float = Field(default=1.0, ge=0, description="margin = max(min_margin, z * standard error)")
+    z: float = Field(default=1.645, ge=0, description="margin = max(min_margin, z * std. error)")
     min_margin: float = Field(default=0.02, ge=0)
+    min_cpu_gain: float = Field(
+        default=0.5, ge=0, lt=1, description="a candidate with the incumbent's scores on every "
+        "seed is kept only if it used this fraction less CPU",
+    )
     device: str = Field(
         default="auto",
         pattern=r"^(auto|cpu|cuda(:\d+)?)$",
@@ -59,8 +77,10 @@ class ResearchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _seeds(self) -> ResearchConfig:
-        if len(self.train_seeds) < self.repeats:
-            raise ValueError(f"need at least {self.repeats} train_seeds (one per repeat)")
+        if self.max_repeats < self.repeats:
+            self.max_repeats = self.repeats  # older settings: no racing
+        if len(self.train_seeds) < self.max_repeats:
+            raise ValueError(f"need at least {self.max_repeats} train_seeds (one per repeat)")
         if len(set(self.train_seeds)) != len(self.train_seeds):
             raise ValueError("train_seeds must be distinct")
         if any(not 0 <= s < MAX_TRAIN_SEED for s in self.train_seeds):

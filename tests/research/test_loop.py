@@ -95,6 +95,7 @@ def test_kill_9_mid_trial_then_resume_loses_and_duplicates_nothing(
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert status.returncode == 0 and f"best: trial {kept[-1].trial} commit" in status.stdout
+    assert "smallest detectable gain: " in status.stdout and "CPU s" in status.stdout
 
     out = tmp_path / "exported"
     export = subprocess.run(
@@ -103,6 +104,9 @@ def test_kill_9_mid_trial_then_resume_loses_and_duplicates_nothing(
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert export.returncode == 0, export.stderr
+    # the tiny test budget leaves the policy far below the export threshold: it says so
+    low = rows[0].score < 0.5
+    assert (f"warning: trial 0 scores {rows[0].score:.3f}" in export.stderr) == low
     policy = OnnxPolicy(out)
     prov = policy.spec.provenance
     assert prov.workspace_commit == rows[0].commit and prov.trial == 0

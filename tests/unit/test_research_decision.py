@@ -1,4 +1,4 @@
-"""The noise-aware keep/discard rule."""
+"""The paired keep rule, its noise model and the smallest detectable gain."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from robo_agent.core.research_decision import decide, margin, spread
+from robo_agent.core.research_decision import (
+    decide,
+    detectable_gain,
+    margin,
+    noise,
+    pooled_spread,
+    spread,
+)
 
 
 def test_spread_is_sample_std() -> None:
@@ -15,23 +22,77 @@ def test_spread_is_sample_std() -> None:
     assert math.isnan(spread([]))
 
 
-def test_margin_uses_incumbent_spread_floored_by_binomial_noise() -> None:
-    # spread 0 from two agreeing repeats: the binomial noise of 100 episodes still applies
-    m = margin(0.5, 0.0, 2, 2, episodes=100, z=1.0, min_margin=0.0)
-    assert m == pytest.approx(math.sqrt(0.25 / 100) * math.sqrt(1.0))
-    # a large measured spread dominates
-    assert margin(0.5, 0.2, 2, 2, 100, 1.0, 0.0) == pytest.approx(0.2)
-    # the floor applies when the incumbent is saturated
-    assert margin(1.0, 0.0, 2, 2, 100, 1.0, 0.02) == 0.02
+def test_pooled_spread_pools_within_group_variance_only() -> None:
+    # two groups with very different means but the same within-group spread
+    assert pooled_spread([[0.1, 0.3], [0.8, 1.0]]) == pytest.approx(math.sqrt(0.02))
+    assert pooled_spread([[0.1, 0.3, 0.2], [0.5]]) == pytest.approx(0.1)
+    assert math.isnan(pooled_spread([[0.4], []]))
+
+
+def test_noise_is_floored_by_binomial_evaluation_noise() -> None:
+    assert noise(0.5, 0.0, 100) == pytest.approx(0.05)
+    assert noise(0.5, math.nan, 100) == pytest.approx(0.05)
+    assert noise(0.5, 0.3, 100) == pytest.approx(0.3)
     with pytest.raises(ValueError):
-        margin(0.5, 0.1, 0, 1, 100)
+        noise(0.5, 0.1, 0)
 
 
-def test_decide_keeps_only_clear_improvements() -> None:
-    d = decide([0.70, 0.74], incumbent_mean=0.5, incumbent_spread=0.05, n_incumbent=2, episodes=100)
-    assert d.keep and d.candidate_mean == pytest.approx(0.72)
-    noisy = decide(
-        [0.55, 0.57], incumbent_mean=0.5, incumbent_spread=0.1, n_incumbent=2, episodes=100
-    )
-    assert not noisy.keep and noisy.margin == pytest.approx(0.1)
-    assert "does not beat" in noisy.reason
+def test_margin_is_z_standard_errors_of_a_paired_mean() -> None:
+    assert margin(0.5, 0.2, 2, 100, z=2.0, min_margin=0.0) == pytest.approx(2 * 0.2)
+    assert margin(0.5, 0.2, 8, 100, z=2.0, min_margin=0.0) == pytest.approx(2 * 0.2 * 0.5)
+    assert margin(1.0, 0.0, 2, 100, z=2.0, min_margin=0.02) == 0.02
+    with pytest.raises(ValueError):
+        margin(0.5, 0.1, 0, 100)
+
+
+def test_detectable_gain_adds_the_80_percent_power_quantile() -> None:
+    m = margin(0.4, 0.1, 2, 100, 2.0, 0.02)
+    assert detectable_gain(0.4, 0.1, 2, 100, 2.0, 0.02) == pytest.approx(m + 0.8416 * 0.1)
+    # more seeds, smaller detectable gain
+    assert detectable_gain(0.4, 0.1, 8, 100) < detectable_gain(0.4, 0.1, 2, 100)
+
+
+def test_decide_keeps_a_clear_paired_gain_only() -> None:
+    d = decide([0.80, 0.74], [0.40, 0.30], seed_spread=0.1, episodes=100, z=2.0)
+    assert d.keep and d.candidate_mean == pytest.approx(0.77)
+    assert d.incumbent_mean == pytest.approx(0.35) and d.margin == pytest.approx(0.2)
+    small = decide([0.45, 0.40], [0.40, 0.30], seed_spread=0.1, episodes=100)
+    assert not small.keep and "does not beat" in small.reason
+    worse = decide([0.0, 0.1], [0.40, 0.30], seed_spread=0.1, episodes=100)
+    assert not worse.keep
+
+
+def test_identical_scores_keep_only_a_clearly_cheaper_candidate() -> None:
+    same = decide([0.4, 0.3], [0.4, 0.3], 0.1, 100, candidate_cpu=19.0, incumbent_cpu=20.0)
+    assert not same.keep and "no faster" in same.reason
+    # 40 % less CPU is within what load alone does to CPU time here: not a keep
+    load = decide([0.4, 0.3], [0.4, 0.3], 0.1, 100, candidate_cpu=12.0, incumbent_cpu=20.0)
+    assert not load.keep
+    faster = decide([0.4, 0.3], [0.4, 0.3], 0.1, 100, candidate_cpu=8.0, incumbent_cpu=20.0)
+    assert faster.keep and "60% less CPU" in faster.reason
+    unknown = decide([0.4, 0.3], [0.4, 0.3], 0.1, 100)  # no CPU figures: never a keep
+    assert not unknown.keep
+
+
+def test_decide_pairs_by_seed_position_and_refuses_empty_input() -> None:
+    # the candidate ran one extra seed: only the shared seeds are compared
+    d = decide([0.9, 0.9, 0.0], [0.1, 0.1], 0.05, 100)
+    assert d.keep and d.incumbent_mean == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        decide([], [0.1], 0.1, 100)
+    with pytest.raises(ValueError):
+        decide([0.1], [], 0.1, 100)
+
+
+def test_racing_gives_close_calls_more_seeds_and_stops_clear_ones() -> None:
+    from robo_agent.core.research_decision import wants_more_seeds
+
+    inc = [0.3, 0.2, 0.4, 0.3]
+    groups = [inc]
+    kw = {"episodes": 100, "repeats": 2, "max_repeats": 4, "z": 2.0, "min_margin": 0.02}
+    assert wants_more_seeds([0.9], inc, groups, **kw)  # fewer than `repeats` seeds
+    assert wants_more_seeds([0.4, 0.35], inc, groups, **kw)  # gain +0.125: close
+    assert not wants_more_seeds([0.95, 0.9], inc, groups, **kw)  # clear winner
+    assert not wants_more_seeds([0.1, 0.0], inc, groups, **kw)  # loser
+    assert not wants_more_seeds([0.4, 0.35, 0.4, 0.3], inc, groups, **kw)  # max_repeats
+    assert not wants_more_seeds([0.4, 0.35], inc[:2], groups, **kw)  # incumbent has no more
