@@ -233,6 +233,8 @@ def _ros_episode(artifact: Path, goal: list[float], duration: float, latency: fl
     params = {"artifact": str(artifact), "goal": "[" + ", ".join(f"{g:.6f}" for g in goal) + "]",
               "max_duration": f"{duration:g}", "actuation_latency_ms": f"{latency:g}",
               "command_interface": interface, "rehearsal_required": "false",
+              # run the whole episode, as the env does (no early stop at the goal)
+              "success_steps": "1000000",
               "audit_log": str(log.with_suffix(".audit.jsonl"))}
     cmd = [sys.executable, "-m", "robo_agent.ros.policy_runner", "--ros-args"]
     for k, v in params.items():
