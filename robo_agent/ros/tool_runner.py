@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 
 from robo_agent.core.audit import AuditLog
-from robo_agent.core.geometry import quat_angle, quat_from_rpy, quat_mul
+from robo_agent.core.geometry import quat_from_rpy, quat_mul
 from robo_agent.core.safety import JointPlan, SafetyEnvelope
 from robo_agent.core.safety_policy import SafetyPolicy
 from robo_agent.core.tools import TOOLS, ToolError, ToolResult, validate_call
+from robo_agent.kinematics import Kinematics
 from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.tool_node import JointSnapshot, ToolNode
 from robo_agent.ros.tool_sensors import camera_image, object_poses
-from robo_agent.sim.robot import Kinematics
 
 GRIPPER_TOLERANCE = 0.002  # m
 GRIPPER_TIMEOUT = 3.0  # s
@@ -41,8 +41,7 @@ class ToolRunner:
                  dry_run: bool = False) -> None:
         self.node = node
         self.spec = node.spec
-        self.kin = Kinematics(self.spec)
-        self._kin_lock = threading.Lock()
+        self.kin = Kinematics.for_robot(self.spec)  # thread-safe: it holds its own lock
         self.env = SafetyEnvelope(self.spec, policy, audit, fk=self._fk_position)
         node.dry_run = bool(dry_run or policy.dry_run)  # dry-run can be added, never removed
         node.on_estop = self._on_estop_change
@@ -55,14 +54,11 @@ class ToolRunner:
         self.names = self.spec.joint_names
 
     def close(self) -> None:
-        self.kin.close()
         self.env.audit.close()
 
     # -- kinematics ------------------------------------------------------------------------
     def _fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with self._kin_lock:
-            p, o = self.kin.forward(q)
-        return np.asarray(p), np.asarray(o)
+        return self.kin.ee_pose(q)
 
     def _fk_position(self, q: np.ndarray) -> np.ndarray:
         return self._fk(q)[0]
@@ -135,21 +131,20 @@ class ToolRunner:
     def _ik(self, tool: str, snap: JointSnapshot, position: np.ndarray,
             orientation: np.ndarray) -> np.ndarray:
         self.env.check_ee_point(tool, position)
-        with self._kin_lock:
-            q, residual = self.kin.inverse(position, orientation, seed=snap.q)
-            reached_orn = np.asarray(self.kin.forward(q)[1])
+        sol = self.kin.ik(position, orientation, q0=snap.q)
+        residual = sol.position_error
         tol = float(self.node.p["ik_tolerance"])
         if residual > tol:
             raise self.env.refuse(tool, "refused", f"pose unreachable: inverse kinematics gets "
                                   f"within {residual:.3f} m of {_r(position, 3)}, above the "
                                   f"ik_tolerance of {tol} m", "ik_tolerance", residual=residual)
-        angle = quat_angle(reached_orn, orientation)
+        angle = sol.orientation_error
         otol = float(self.node.p["orientation_tolerance"])
         if angle > otol:
             raise self.env.refuse(tool, "refused", f"orientation unreachable at {_r(position, 3)}:"
                                   f" best is {angle:.3f} rad off, above orientation_tolerance "
                                   f"{otol} rad", "orientation_tolerance")
-        return q
+        return sol.q
 
     def _tool_move_end_effector(self, args: Any) -> ToolResult:
         tool = "move_end_effector"
