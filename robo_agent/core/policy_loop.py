@@ -117,6 +117,12 @@ class PolicyLoop:
             return Step("hold", state, reason=reason)
         return Step("none", state, reason=reason)
 
+    def block(self, guard: str, reason: str) -> Step:
+        """Hold for a reason found outside the loop (e.g. no controller is listening)."""
+        if self.finished:
+            return Step("none", self.state, reason=self.stats.guard_reason)
+        return self._hold("holding", guard, reason)
+
     @property
     def finished(self) -> bool:
         return self.state in ("done", "refused", "estopped")
@@ -153,6 +159,7 @@ class PolicyLoop:
                               f"max_duration {self.cfg.max_duration:g} s elapsed")
         if q is None or qd is None or state_age is None:
             if self.t_start is None:  # not started yet: wait quietly for the first state
+                self._set("idle")
                 return Step("none", "idle", reason="waiting for /joint_states")
             return self._hold("holding", "no_state", "no complete /joint_states received")
         if state_age > self.cfg.stale_periods * dt:

@@ -108,10 +108,7 @@ class PolicyRunnerNode(Node):
         if self.mode not in ("trajectory", "position"):
             raise RunnerRefused(f"command_interface '{self.mode}' is not 'trajectory' or "
                                 "'position'")
-        try:
-            from robo_agent.kinematics import Kinematics
-        except ImportError:  # TEMPORARY until the kinematics branch is merged
-            from robo_agent.ros._kinematics_fallback import Kinematics  # type: ignore[assignment]
+        from robo_agent.kinematics import Kinematics  # pinocchio: no simulator on the robot
 
         self.kin = Kinematics.for_robot(self.spec)
         audit_path = str(p["audit_log"]) or Path.home() / ".ros" / "robo_agent" / "audit.jsonl"
@@ -273,7 +270,13 @@ class PolicyRunnerNode(Node):
             if self.has_goal and not self.loop.finished:
                 t_read = time.monotonic()
                 q, qd, age, stamp = self.measured()
-                step = self.loop.step(t_read, q, qd, age, self.estopped)
+                if q is not None and not self.dry_run \
+                        and self.pub_cmd.get_subscription_count() == 0:
+                    # a command nobody receives is lost silently: hold until one listens
+                    step = self.loop.block("no_controller", f"no controller is listening on "
+                                           f"{self.command_topic}; is it running?")
+                else:
+                    step = self.loop.step(t_read, q, qd, age, self.estopped)
                 self._apply(step, q, stamp, t_read)
             self.ticks += 1
             self._tick_times.append(time.perf_counter())
