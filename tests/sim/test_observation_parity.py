@@ -7,8 +7,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-
 import robo_agent.sim  # noqa: F401  (registers the envs)
+
 from robo_agent.core.artifact import PolicySpec
 from robo_agent.core.observation import (
     ObservationError,
