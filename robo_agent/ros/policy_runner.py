@@ -136,6 +136,8 @@ class PolicyRunnerNode(Node):
         self._seen = np.zeros(self.spec.dof, dtype=bool)
         self._stamp: float | None = None
         self.estopped = False
+        self._estop_at: float | None = None
+        self.estop_reaction: float | None = None  # s from the e-stop's arrival to the hold
         self.create_subscription(JointState, str(p["joint_states_topic"]), self._on_state,
                                  ifc.STATES)
         self.create_subscription(Bool, str(p["estop_topic"]), self._on_estop, ifc.LATCHED)
@@ -191,6 +193,8 @@ class PolicyRunnerNode(Node):
                 self._stamp = now
 
     def _on_estop(self, msg: Bool) -> None:
+        if bool(msg.data) and not self.estopped:
+            self._estop_at = time.monotonic()
         self.estopped = bool(msg.data)
 
     def _on_goal(self, msg: PoseStamped) -> None:
@@ -254,6 +258,8 @@ class PolicyRunnerNode(Node):
         elif step.kind == "hold":
             fresh = step.state != "holding" or self.loop.stats.guard == "nan_action"
             self._publish(self._message(q if fresh else None))
+            if step.state == "estopped" and self._estop_at is not None:
+                self.estop_reaction = time.monotonic() - self._estop_at
             self.get_logger().warning(f"{step.state}: {step.reason}")
             self.audit.record(SOURCE, "refused" if step.state in ("holding", "estopped")
                               else "allowed", f"hold: {step.reason}", self.loop.stats.guard)
@@ -310,6 +316,8 @@ class PolicyRunnerNode(Node):
                        compute_ms_p99=float(np.percentile(comp, 99)),
                        obs_to_command_ms_p50=float(np.percentile(age, 50)),
                        obs_to_command_ms_p99=float(np.percentile(age, 99)))
+        if self.estop_reaction is not None:
+            out["estop_reaction_ms"] = self.estop_reaction * 1000
         if self.first_command_time is not None:
             out["startup_to_first_command_s"] = self.first_command_time - self.t_created
         return out

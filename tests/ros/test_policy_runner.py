@@ -28,6 +28,7 @@ from geometry_msgs.msg import PoseStamped
 from policy_artifacts import constant_artifact, nan_artifact
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
@@ -44,12 +45,13 @@ POS = "/position_controller/commands"
 DT = 0.04
 STEP_BOUND = float(np.max(SafetyEnvelope(ROBOT).vmax)) * DT  # the envelope's per-command cap
 GOAL = "[0.45, 0.1, 0.3]"
+RECORD_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class Feeder:
     """Publishes /joint_states (unless told otherwise) and records what the runner sends."""
 
-    def __init__(self, domain: int, listen: bool = True) -> None:
+    def __init__(self, domain: int, listen: bool = True, publish: bool = True) -> None:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node("feeder", context=self.context)
@@ -62,16 +64,21 @@ class Feeder:
             for topic, kind in ((TRAJ, JointTrajectory), (POS, Float64MultiArray)):
                 for name in (topic, ifc.preview_topic(topic)):
                     self.commands[name] = []
+                    # deep history: a busy test process must not drop a command
                     self.node.create_subscription(kind, name,
                                                   lambda m, t=name: self._record(t, m),
-                                                  ifc.COMMANDS)
+                                                  RECORD_QOS)
         self.node.create_subscription(DiagnosticArray, "/robo_agent/policy/status",
                                       self._on_status, ifc.COMMANDS)
         self.pub_state = self.node.create_publisher(JointState, "/joint_states", ifc.STATES)
         self.pub_estop = self.node.create_publisher(Bool, ifc.ESTOP_TOPIC, ifc.LATCHED)
         self.pub_goal = self.node.create_publisher(PoseStamped, "/robo_agent/policy/goal",
                                                    ifc.COMMANDS)
-        self.node.create_timer(0.004, self._publish)  # 250 Hz, like sim_robot
+        if publish:
+            self.node.create_timer(0.004, self._publish)  # 250 Hz, like sim_robot
+        else:  # a real sim_robot publishes; record its measured pose
+            self.node.create_subscription(JointState, "/joint_states", self._on_state,
+                                          ifc.STATES)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -86,6 +93,11 @@ class Feeder:
         if self.mode == "missing":
             names, q = names[:-1], q[:-1]
         self.pub_state.publish(JointState(name=names, position=q, velocity=[0.0] * len(q)))
+
+    def _on_state(self, msg: JointState) -> None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        with self.lock:
+            self.q = np.array([msg.position[index[n]] for n in NAMES])
 
     def _record(self, topic: str, msg: Any) -> None:
         with self.lock:
@@ -154,9 +166,22 @@ def feeder(domain: int) -> Any:
     f.close()
 
 
+_STARTED: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_runners() -> Any:
+    """Stop every runner a test started, even when it failed."""
+    yield
+    while _STARTED:
+        _STARTED.pop().stop()
+
+
 def runner(ros_process: Any, domain: int, tmp: Path, artifact: Path, **params: Any) -> Any:
     base = {"artifact": str(artifact), "goal": GOAL, "audit_log": str(tmp / "audit.jsonl")}
-    return ros_process.module("policy_runner", domain, tmp / "runner.log", **{**base, **params})
+    proc = ros_process.module("policy_runner", domain, tmp / "runner.log", **{**base, **params})
+    _STARTED.append(proc)
+    return proc
 
 
 def finish(proc: Any, timeout: float = 30.0) -> int:
@@ -306,3 +331,80 @@ def test_no_controller_listening_holds_with_a_message(
         assert proc.stop() == 0
     finally:
         f.close()
+
+
+# -- motion on a real sim_robot ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def sim_domain(ros_domain: int, domain: int, free_domain_fn: Any) -> int:
+    return free_domain_fn(ros_domain, domain)
+
+
+@pytest.fixture(scope="module")
+def sim(sim_domain: int, ros_process: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("sim")
+    # 100 Hz states: the test process records every message even on a loaded machine
+    proc = ros_process.module("sim_robot", sim_domain, tmp / "sim_robot.log", robot="panda",
+                              task="reach", joint_state_rate=100.0)
+    f = Feeder(sim_domain, publish=False)
+    assert f.wait(lambda: f.q is not None and not np.allclose(f.q, 0), 30), proc.output()
+    yield f
+    f.close()
+    assert proc.stop() == 0, proc.output()
+
+
+def _home(sim: Feeder) -> None:
+    pub = sim.node.create_publisher(JointTrajectory, TRAJ, ifc.COMMANDS)
+    assert sim.wait(lambda: pub.get_subscription_count() > 0)
+    pub.publish(ifc.trajectory_msg(NAMES, [(1.0, HOME, None)]))
+    assert sim.wait(lambda: float(np.max(np.abs(sim.q - HOME))) < 0.01, 10)
+    sim.node.destroy_publisher(pub)
+    time.sleep(0.2)
+    with sim.lock:
+        for v in sim.commands.values():
+            v.clear()
+
+
+def _moving(sim: Feeder, proc: Any) -> None:
+    assert sim.wait(lambda: float(np.max(np.abs(sim.q - HOME))) > 0.05, 20), proc.output()
+
+
+def test_estop_mid_motion_holds_within_one_period(
+        sim: Feeder, sim_domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
+    _home(sim)
+    proc = runner(ros_process, sim_domain, tmp_path, artifacts["constant"])
+    _moving(sim, proc)
+    sim.pub_estop.publish(Bool(data=True))
+    try:
+        assert sim.wait(lambda: sim.last_status().get("state") == "estopped", 5)
+        time.sleep(0.5)
+        records = sim.sent(TRAJ)
+        status = sim.last_status()
+        assert status["last_guard"] == "estop", status
+        # obeyed within one control period of its arrival (measured by the runner)
+        assert float(status["estop_reaction_ms"]) <= DT * 1000 + 10, status
+        sent = [m for _, _, m in records if positions(m) is not None]
+        assert len(sent) == int(status["commands"]) + 1  # every command, then the hold
+        assert_steps_bounded(records, slack=0.05)  # measured pose moves while in flight
+        assert finish(proc) == 1, proc.output()  # a run ended by the e-stop is not a success
+    finally:
+        sim.pub_estop.publish(Bool(data=False))
+        time.sleep(0.2)
+
+
+def test_sigint_mid_motion_sends_one_hold_at_the_measured_pose_and_exits_0(
+        sim: Feeder, sim_domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
+    _home(sim)
+    proc = runner(ros_process, sim_domain, tmp_path, artifacts["constant"])
+    _moving(sim, proc)
+    assert proc.stop() == 0, proc.output()
+    time.sleep(0.3)
+    records = sim.sent(TRAJ)
+    assert records, ({k: len(v) for k, v in sim.commands.items()}, proc.output())
+    _, measured, last = records[-1]
+    hold = positions(last)
+    # the hold is the pose the runner measured last (the arm moves on during delivery)
+    assert hold is not None and float(np.max(np.abs(hold - measured))) < STEP_BOUND
+    assert_steps_bounded(records, slack=0.05)
+    time.sleep(1.0)
+    assert float(np.max(np.abs(sim.q - hold))) < 0.02, "the arm did not stop at the hold"
+    assert "hold sent at the measured pose" in proc.output()
