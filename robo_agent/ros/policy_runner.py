@@ -159,12 +159,16 @@ class PolicyRunnerNode(Node):
         self.ticks = 0
         self._compute = deque(maxlen=2000)  # s from reading the state to the publish
         self._obs_age = deque(maxlen=2000)  # s from the state's arrival to the publish
-        self._tick_times = deque(maxlen=500)
+        self._tick_times: deque[float] = deque(maxlen=5000)
+        self._first_tick: float | None = None
         self.first_command_time: float | None = None
         self.t_created = time.monotonic()
         self.interrupted = threading.Event()
         self.finished = threading.Event()
         self._running = True
+        self._status_due = True
+        self.create_timer(0.02, self._status_timer)
+        self._last_status = 0.0
         self._thread = threading.Thread(target=self._control, name="policy_control",
                                         daemon=True)
         self._thread.start()
@@ -267,7 +271,6 @@ class PolicyRunnerNode(Node):
     # -- control thread --------------------------------------------------------------------
     def _control(self) -> None:
         deadline = time.perf_counter()
-        last_status = 0.0
         last_state = ""
         while self._running and rclpy.ok(context=self.context):
             if self.interrupted.is_set():
@@ -285,11 +288,13 @@ class PolicyRunnerNode(Node):
                     step = self.loop.step(t_read, q, qd, age, self.estopped)
                 self._apply(step, q, stamp, t_read)
             self.ticks += 1
-            self._tick_times.append(time.perf_counter())
-            now = time.monotonic()
-            if self.loop.state != last_state or now - last_status > 0.2:
-                last_state, last_status = self.loop.state, now
-                self.publish_status()
+            now_pc = time.perf_counter()
+            self._tick_times.append(now_pc)
+            if self._first_tick is None:
+                self._first_tick = now_pc
+            if self.loop.state != last_state:  # published by the executor's timer, off
+                last_state = self.loop.state  # this thread (percentiles take a moment)
+                self._status_due = True
             if self.loop.finished and not self._delayed:
                 self.finished.set()
                 if bool(self.p["exit_when_done"]):
@@ -307,10 +312,15 @@ class PolicyRunnerNode(Node):
     def figures(self) -> dict[str, float]:
         t = np.asarray(self._tick_times)
         rate = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 2 and t[-1] > t[0] else 0.0
+        if self._first_tick is not None and len(t) and t[-1] > self._first_tick:
+            rate = (self.ticks - 1) / (t[-1] - self._first_tick)  # over the whole run
         comp = np.asarray(self._compute) * 1000
         age = np.asarray(self._obs_age) * 1000
         out = {"loop_rate_hz": rate, "target_rate_hz": 1.0 / self.period,
                "missed_deadlines": float(self.missed), "ticks": float(self.ticks)}
+        if len(t) > 10:
+            jitter = np.abs(np.diff(t) - self.period) * 1000
+            out["period_jitter_ms_p99"] = float(np.percentile(jitter, 99))
         if comp.size:
             out.update(compute_ms_p50=float(np.percentile(comp, 50)),
                        compute_ms_p99=float(np.percentile(comp, 99)),
@@ -321,6 +331,13 @@ class PolicyRunnerNode(Node):
         if self.first_command_time is not None:
             out["startup_to_first_command_s"] = self.first_command_time - self.t_created
         return out
+
+    def _status_timer(self) -> None:
+        now = time.monotonic()
+        if self._status_due or now - self._last_status >= 0.2:  # on change, else 5 Hz
+            self._status_due = False
+            self._last_status = now
+            self.publish_status()
 
     def publish_status(self, extra: dict[str, object] | None = None) -> None:
         st = self.loop.stats
