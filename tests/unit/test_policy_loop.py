@@ -36,7 +36,7 @@ def _spec(joint_names: list[str] | None = None) -> PolicySpec:
         "model_sha256": "a" * 64})
 
 
-def _loop(act, ee=(0.3, 0.0, 0.5), spec=None, **cfg) -> PolicyLoop:  # noqa: ANN001
+def _loop(act, ee=(0.3, 0.0, 0.5), spec=None, **cfg) -> PolicyLoop:
     env = SafetyEnvelope(ROBOT)
     return PolicyLoop(spec or _spec(), ROBOT, np.array([0.5, 0.0, 0.3]), act,
                       lambda q: (np.asarray(ee), np.array([0, 0, 0, 1.0])),
