@@ -78,6 +78,18 @@ EGL_ENV = "ROBO_AGENT_EGL"
 _FIXED = p.JOINT_FIXED
 
 
+def _frame_velocity(s: tuple) -> np.ndarray:
+    """Linear velocity of the URDF link frame from a getLinkState result.
+
+    PyBullet reports the velocity of the link's centre of mass (s[0]); the link frame
+    (s[4]) moves at v + w x (frame - com), which is what the robot's kinematics (J @ qd of
+    the URDF frame) gives.
+    """
+    (vx, vy, vz), (wx, wy, wz) = s[6], s[7]
+    rx, ry, rz = s[4][0] - s[0][0], s[4][1] - s[0][1], s[4][2] - s[0][2]
+    return np.array([vx + wy * rz - wz * ry, vy + wz * rx - wx * rz, vz + wx * ry - wy * rx])
+
+
 @dataclass
 class _Body:
     """Book-keeping for one loaded body: PyBullet id and name -> index maps."""
@@ -510,7 +522,7 @@ class PyBullet:
         return np.array(s[4]), np.array(s[5])
 
     def get_link_state(self, body: str, link: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Position, quaternion and linear velocity of a link in one PyBullet call."""
+        """Position, quaternion and linear velocity of a link's URDF frame in one call."""
         s = p.getLinkState(
             self._body(body).uid,
             link,
@@ -518,10 +530,10 @@ class PyBullet:
             computeForwardKinematics=1,
             physicsClientId=self._cid,
         )
-        return np.array(s[4]), np.array(s[5]), np.array(s[6])
+        return np.array(s[4]), np.array(s[5]), _frame_velocity(s)
 
     def get_link_velocity(self, body: str, link: int) -> np.ndarray:
-        """World linear velocity of a link (-1: base)."""
+        """World linear velocity of a link's URDF frame (-1: base)."""
         if link == -1:
             return self.get_base_velocity(body)[0]
         s = p.getLinkState(
@@ -531,7 +543,7 @@ class PyBullet:
             computeForwardKinematics=1,
             physicsClientId=self._cid,
         )
-        return np.array(s[6])
+        return _frame_velocity(s)
 
     # -- bases ------------------------------------------------------------------------------
     def get_base_pose(self, body: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Gymnasium ids for robot/task pairs, registered on `import robo_agent.sim`.
+"""Gymnasium ids for robot/task pairs, registered by `import robo_agent.sim` (once gymnasium
+is imported: this module imports it only inside the functions that need it).
 
 Which robots get which task:
 
@@ -15,9 +16,10 @@ env for experiments (the flange pushes the cube), it is just not a registered be
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import gymnasium as gym
+if TYPE_CHECKING:
+    import gymnasium as gym
 
 NAMESPACE = "robo_agent"
 ROBOT_DISPLAY = {"panda": "Panda", "iiwa": "Iiwa", "xarm6": "XArm6"}
@@ -55,6 +57,8 @@ ENV_IDS: list[str] = [env_id(r, t) for t, robots in TASK_ROBOTS.items() for r in
 
 def register_envs() -> None:
     """Register every id in `ENV_IDS` (idempotent)."""
+    import gymnasium as gym
+
     for task, robots in TASK_ROBOTS.items():
         steps = MAX_EPISODE_STEPS[task]
         for robot in robots:
@@ -71,6 +75,8 @@ def make_env(robot: str, task: str, **kwargs: Any) -> gym.Env:
     Registered pairs go through `gymnasium.make` (with its checkers and `TimeLimit`);
     others get the same wrappers around a directly built `RoboAgentEnv`.
     """
+    import gymnasium as gym
+
     eid = env_id(robot, task)
     if eid in gym.registry:
         return gym.make(eid, **kwargs)

@@ -1,12 +1,12 @@
-"""Robots in simulation: a `RobotSpec` instantiated in a `PyBullet`, and standalone kinematics.
+"""Robots in simulation: a `RobotSpec` instantiated in a `PyBullet`.
 
 `SimRobot` drives the arm joints (and the gripper, if the description has one) with
 PyBullet position motors whose force limits are the description's effort limits.
-Joints are matched by name from the description, never by URDF order.
+Joints are matched by name from the description, never by URDF order. End-effector poses
+come out in the robot's base frame (REP-105), wherever the base stands in the world.
 
-`Kinematics` solves FK/IK for a description in its own headless client without stepping
-physics, so the ROS bridge can convert between joint and Cartesian space without
-disturbing any running simulation.
+FK/IK without physics (for controllers, wrappers and the robot) is
+`robo_agent.kinematics.Kinematics` (Pinocchio, the same URDF).
 """
 
 from __future__ import annotations
@@ -16,14 +16,24 @@ from collections.abc import Sequence
 import numpy as np
 from robo_agent.sim.facade import DATA_PATH, PyBullet, as_vector
 
+from robo_agent.core.geometry import quat_mul
 from robo_agent.core.robot_spec import RobotSpec
+
+
+def _rotation(q: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a unit quaternion (x, y, z, w)."""
+    x, y, z, w = q / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
 class SimRobot:
     """A robot description loaded into a `PyBullet` sim as body `body`.
 
-    Positions are reported in the world frame, which is the robot's base frame when the
-    base sits at the origin (the default, and what every robo_agent task uses).
+    End-effector poses and velocities are reported in the robot's base frame (REP-105),
+    what the robot's own kinematics gives, wherever the base stands in the world; every
+    robo_agent task puts the base at the world origin, where the two frames coincide.
     """
 
     def __init__(
@@ -39,6 +49,13 @@ class SimRobot:
         self.dof = spec.dof
         self.joint_names = list(spec.joint_names)
         pos = spec.base_position if base_position is None else base_position
+        # World -> base frame; skipped (bit-identical results) for a base at the origin.
+        self._base_pos = np.asarray(pos, dtype=np.float64)
+        self._base_inv_rot = _rotation(np.asarray(spec.base_orientation, dtype=np.float64)).T
+        x, y, z, w = spec.base_orientation
+        self._base_inv_quat = np.array([-x, -y, -z, w]) / np.linalg.norm([x, y, z, w])
+        self._at_origin = bool(np.allclose(self._base_pos, 0.0)
+                               and np.allclose(self._base_inv_rot, np.eye(3)))
         sim.load_urdf(
             body,
             spec.urdf_path(DATA_PATH),
@@ -166,147 +183,31 @@ class SimRobot:
         q, _ = self.sim.get_joint_states(self.body, self.gripper_joints)
         return self.spec.gripper.width(q)
 
+    def to_base(self, position: np.ndarray, orientation: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+        """A world-frame position (and quaternion xyzw) in the robot's base frame."""
+        if self._at_origin:
+            return position, orientation
+        p = self._base_inv_rot @ (np.asarray(position) - self._base_pos)
+        o = None if orientation is None else quat_mul(self._base_inv_quat, orientation)
+        return p, o
+
     def ee_pose(self) -> tuple[np.ndarray, np.ndarray]:
-        """End-effector position and quaternion (x, y, z, w) in the world frame."""
-        return self.sim.get_link_pose(self.body, self.ee_link)
+        """End-effector position and quaternion (x, y, z, w) in the base frame."""
+        p, o = self.to_base(*self.sim.get_link_pose(self.body, self.ee_link))
+        assert o is not None
+        return p, o
 
     def ee_velocity(self) -> np.ndarray:
-        """End-effector linear velocity in the world frame."""
-        return self.sim.get_link_velocity(self.body, self.ee_link)
+        """End-effector linear velocity in the base frame."""
+        v = self.sim.get_link_velocity(self.body, self.ee_link)
+        return v if self._at_origin else self._base_inv_rot @ v
 
     def ee_state(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """End-effector position, quaternion and linear velocity from one PyBullet call."""
-        return self.sim.get_link_state(self.body, self.ee_link)
-
-    def ik(
-        self,
-        position: Sequence[float],
-        orientation: Sequence[float] | None = None,
-        tolerance: float = 1e-3,
-        max_rounds: int = 10,
-    ) -> np.ndarray:
-        """Arm joints that put the end effector at `position` (and `orientation`, xyzw).
-
-        Refines PyBullet's IK from the current joint state (pulled towards home in the
-        null space) on a snapshot of the sim that is restored afterwards, so the running
-        simulation is not disturbed. The result is clipped to the joint limits; use
-        `Kinematics.inverse` when you also need the residual.
-        """
-        target = as_vector(position, 3, "position")
-        orn = None if orientation is None else as_vector(orientation, 4, "orientation")
-        snapshot = self.sim.save_state()
-        try:
-            q = self.joint_positions()
-            best_q, best_err = q, np.inf
-            for r in range(max_rounds):
-                q = np.clip(
-                    self.sim.inverse_kinematics(
-                        self.body,
-                        self.ee_link,
-                        target,
-                        orn,
-                        joints=self.joints,
-                        rest_pose=self.spec.home_array if r < max_rounds // 2 else None,
-                        max_iterations=100,
-                    ),
-                    self.lower,
-                    self.upper,
-                )
-                self.sim.reset_joints(self.body, self.joints, q)
-                err = float(np.linalg.norm(self.ee_pose()[0] - target))
-                if err < best_err:
-                    best_q, best_err = q, err
-                if err < tolerance:
-                    break
-        finally:
-            self.sim.restore_state(snapshot)
-            self.sim.remove_state(snapshot)
-        return best_q
-
-
-class Kinematics:
-    """FK and IK for a robot description in a private headless client (no physics stepping).
-
-    Poses are in the robot's base frame (the URDF root link at the origin).
-    """
-
-    def __init__(self, spec: RobotSpec) -> None:
-        self.spec = spec
-        self._sim = PyBullet("direct")
-        try:
-            self._robot = SimRobot(self._sim, spec, base_position=(0.0, 0.0, 0.0))
-        except Exception:
-            self._sim.close()
-            raise
-        self._sim_orientation = spec.base_orientation
-
-    def close(self) -> None:
-        """Disconnect the private physics client."""
-        self._sim.close()
-
-    def __enter__(self) -> Kinematics:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _set(self, q: np.ndarray) -> None:
-        self._sim.reset_joints(self._robot.body, self._robot.joints, q)
-
-    def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """End-effector position and quaternion (x, y, z, w) for arm joints `q`."""
-        q = as_vector(q, self.spec.dof, "q")
-        self._set(q)
-        return self._robot.ee_pose()
-
-    def inverse(
-        self,
-        position: Sequence[float],
-        orientation: Sequence[float] | None = None,
-        seed: np.ndarray | None = None,
-        tolerance: float = 1e-3,
-        max_rounds: int = 10,
-    ) -> tuple[np.ndarray, float]:
-        """Arm joints reaching `position` (and `orientation`), and the position error in m.
-
-        Refines PyBullet's IK from `seed` (default: home) until the residual is below
-        `tolerance`, then retries from home if needed; returns the best solution found.
-        The caller decides whether the residual means "reachable".
-        """
-        target = as_vector(position, 3, "position")
-        orn = None if orientation is None else as_vector(orientation, 4, "orientation")
-        home = self.spec.home_array
-        start = home if seed is None else as_vector(seed, self.spec.dof, "seed")
-        lo, hi = self.spec.lower, self.spec.upper
-        # Start from the seed, then home, then a few fixed pseudo-random poses: the
-        # result is deterministic for the same inputs.
-        starts = [np.clip(start, lo, hi), home]
-        rng = np.random.default_rng(0)
-        starts += [rng.uniform(lo, hi) for _ in range(4)]
-        best_q, best_err = starts[0], np.inf
-        for q0 in starts:
-            q = q0
-            for r in range(max_rounds):
-                self._set(q)
-                # Null-space IK (towards the start pose) keeps early rounds in range;
-                # plain DLS in later rounds converges more precisely.
-                rest = q0 if r < max_rounds // 2 else None
-                q = np.clip(
-                    self._sim.inverse_kinematics(
-                        self._robot.body,
-                        self._robot.ee_link,
-                        target,
-                        orn,
-                        joints=self._robot.joints,
-                        rest_pose=rest,
-                        max_iterations=100,
-                    ),
-                    lo,
-                    hi,
-                )
-                err = float(np.linalg.norm(self.forward(q)[0] - target))
-                if err < best_err:
-                    best_q, best_err = q, err
-                if err < tolerance:
-                    return best_q, best_err
-        return best_q, best_err
+        """End-effector position, quaternion and linear velocity (base frame), one call."""
+        p, o, v = self.sim.get_link_state(self.body, self.ee_link)
+        if self._at_origin:
+            return p, o, v
+        p, o = self.to_base(p, o)
+        assert o is not None
+        return p, o, self._base_inv_rot @ v

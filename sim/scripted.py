@@ -1,7 +1,7 @@
 """Scripted controllers that solve the tasks through the env's joint-space action interface.
 
-They plan end-effector waypoints, turn each into joint targets with `Kinematics` (a
-private headless client, so the env's physics is untouched) and emit the normalised
+They plan end-effector waypoints, turn each into joint targets with the robot path's
+`Kinematics` (Pinocchio, no physics client: the env's physics is untouched) and emit the normalised
 joint-delta action that moves the env's position target there: the same interface a
 learned policy uses. They are the main-job demo (`robo-agent sim`) and a check that
 every registered task is solvable with the actions it exposes.
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 from robo_agent.sim.env import RoboAgentEnv
-from robo_agent.sim.robot import Kinematics
 from robo_agent.sim.tasks import OBJECT_HALF
 
+from robo_agent.kinematics import Kinematics
+
+IK_TOLERANCE = 1e-3  # m; finer does not change a 3 cm step
 MAX_EE_STEP = 0.03  # m per control step between Cartesian waypoints
 PUSH_STEP = 0.008  # m per control step while pushing, so the cube does not slide past
 
@@ -25,16 +27,15 @@ class ScriptedController:
 
     def __init__(self, env: RoboAgentEnv) -> None:
         self.env = env
-        self.kin = Kinematics(env.robot.spec)
-        _, self.down = self.kin.forward(env.robot.spec.home_array)
+        self.kin = Kinematics.for_robot(env.robot.spec)
+        _, self.down = self.kin.ee_pose(env.robot.spec.home_array)
         self.task = env.task_name
         self.phase = 0
         self._q_goal: np.ndarray | None = None
         self._grip_steps = 0
 
     def close(self) -> None:
-        """Release the IK client."""
-        self.kin.close()
+        """Nothing to release (the kinematics holds no client); callers close every part."""
 
     def reset(self) -> None:
         """Start a new episode (call after `env.reset`)."""
@@ -54,9 +55,9 @@ class ScriptedController:
         dist = np.linalg.norm(step)
         if dist > max_step:
             step *= max_step / dist
-        q, _ = self.kin.inverse(ee + step, self.down if orient else None,
-                                seed=self.env.joint_targets, max_rounds=4)
-        return self._joint_action(q)
+        sol = self.kin.ik(ee + step, self.down if orient else None,
+                          q0=self.env.joint_targets, position_tolerance=IK_TOLERANCE)
+        return self._joint_action(sol.q)
 
     def _with_gripper(self, arm: np.ndarray, grip: float) -> np.ndarray:
         if self.env.action_space.shape[0] == arm.shape[0]:
@@ -76,7 +77,8 @@ class ScriptedController:
         goal = obs["desired_goal"].astype(np.float64)
         if self.task == "reach":
             if self._q_goal is None:
-                self._q_goal, _ = self.kin.inverse(goal, seed=self.env.joint_targets)
+                self._q_goal = self.kin.ik(goal, q0=self.env.joint_targets,
+                                           position_tolerance=IK_TOLERANCE).q
             return self._joint_action(self._q_goal)
         assert "object_position" in layout
         obj = vec[offsets["object_position"]]

@@ -3,10 +3,10 @@
 `EndEffectorActions(env)` takes Cartesian actions in [-1, 1]^3 (+1 gripper dimension where
 the env has one): the end-effector target moves by `action * max_step` metres per control
 step (orientation held at the home orientation by default), is turned into joint
-targets with `Kinematics` (a private headless client, so the env's physics is
-untouched) and handed to the env as the normalised joint-delta action it expects. The
-env underneath, its observations and its deployment spec are unchanged; deploying such a
-policy needs the same IK on the robot side (the ROS bridge has `Kinematics`).
+targets with `robo_agent.kinematics.Kinematics` (Pinocchio, no physics client, so the
+env's physics is untouched) and handed to the env as the normalised joint-delta action it
+expects. The env underneath, its observations and its deployment spec are unchanged;
+deploying such a policy needs the same IK on the robot side, and it is the same module.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from robo_agent.sim.robot import Kinematics
+
+from robo_agent.kinematics import Kinematics
+
+IK_TOLERANCE = 1e-3  # m
 
 
 class EndEffectorActions(gym.ActionWrapper):
@@ -37,8 +40,8 @@ class EndEffectorActions(gym.ActionWrapper):
         if not hasattr(u, "joint_delta_scale"):
             raise ValueError("EndEffectorActions wraps robo_agent envs (RoboAgentEnv)")
         self.max_step = float(max_step)
-        self.kin = Kinematics(u.robot.spec)
-        self._orientation = self.kin.forward(u.robot.spec.home_array)[1] if keep_orientation \
+        self.kin = Kinematics.for_robot(u.robot.spec)
+        self._orientation = self.kin.ee_pose(u.robot.spec.home_array)[1] if keep_orientation \
             else None
         self._n_grip = u.action_space.shape[0] - u.robot.dof
         self.action_space = spaces.Box(-1.0, 1.0, (3 + self._n_grip,), np.float32)
@@ -54,13 +57,8 @@ class EndEffectorActions(gym.ActionWrapper):
         a = np.clip(a, -1.0, 1.0)
         u = self.env.unwrapped
         q = u.joint_targets
-        ee = self.kin.forward(q)[0]  # from the commanded targets: a consistent integrator
-        q_des, _ = self.kin.inverse(ee + a[:3] * self.max_step, self._orientation, seed=q,
-                                    max_rounds=4)
+        ee = self.kin.ee_pose(q)[0]  # from the commanded targets: a consistent integrator
+        q_des = self.kin.ik(ee + a[:3] * self.max_step, self._orientation, q0=q,
+                            position_tolerance=IK_TOLERANCE).q
         joint = np.clip((q_des - q) / u.joint_delta_scale, -1.0, 1.0)
         return np.concatenate([joint, a[3:]]).astype(np.float32)
-
-    def close(self) -> None:
-        """Release the IK client and close the env."""
-        self.kin.close()
-        super().close()

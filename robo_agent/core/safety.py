@@ -3,10 +3,11 @@
 Every interface (LLM tools, MCP, the ROS tool-call topic, the offline grammar, the policy
 runner) asks a `SafetyEnvelope` before anything is published to a controller. It enforces
 the hard limits (joint range minus a margin, velocity cap, max step per command, workspace
-box and keep-out boxes for the end effector along the whole path, stale-state timeout,
-latched e-stop) and the policy's soft rules (rate limits, confirmation plans), and writes
-each decision to the audit log. Refusals come back as `ToolError`s whose message names the
-limit. Pure: numpy only; forward kinematics is passed in as a function.
+box, table plane and keep-out boxes for every link along the whole path, stale-state
+timeout, latched e-stop) and the policy's soft rules (rate limits, confirmation plans), and
+writes each decision to the audit log. Refusals come back as `ToolError`s whose message
+names the limit (and the link). Pure: numpy only; the robot's kinematics is passed in as
+an `ArmGeometry` (`robo_agent.kinematics.Kinematics` is one), see `core/collision.py`.
 """
 
 from __future__ import annotations
@@ -22,16 +23,14 @@ from typing import Any
 import numpy as np
 
 from robo_agent.core.audit import AuditLog
+from robo_agent.core.collision import ArmGeometry, Zones, first_violation
 from robo_agent.core.robot_spec import RobotSpec
 from robo_agent.core.safety_policy import HardLimits, SafetyPolicy
 from robo_agent.core.tools import ToolError
 
 MIN_DURATION = 0.2  # s; shortest motion we send, so a controller always gets a ramp
 QUINTIC_PEAK_SPEED = 1.875  # peak of d/dtau of 10t^3 - 15t^4 + 6t^5 (at tau = 0.5)
-PATH_RESOLUTION = 0.05  # rad of the largest joint change between end-effector checks
-MAX_PATH_SAMPLES = 64
-
-ForwardKinematics = Callable[[np.ndarray], np.ndarray]  # q -> ee position (3,), base frame
+STREAM_AUDIT_PERIOD = 1.0  # s between streaming summaries (and individually audited clips)
 
 
 def quintic(tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +89,14 @@ class _Plan:
 
 
 @dataclass
+class _StreamStats:
+    since: float
+    allowed: int = 0
+    clipped: int = 0
+    last_clip_audit: float = -np.inf
+
+
+@dataclass
 class RateLimiter:
     """Sliding-window call counter per tool."""
 
@@ -113,14 +120,16 @@ class SafetyEnvelope:
         spec: RobotSpec,
         policy: SafetyPolicy | None = None,
         audit: AuditLog | None = None,
-        fk: ForwardKinematics | None = None,
+        kinematics: ArmGeometry | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
         self.policy = policy or SafetyPolicy()
         self.limits: HardLimits = self.policy.effective_limits()
         self.audit = audit or AuditLog(None)
-        self.fk = fk
+        # Without kinematics only joint-space limits are checked (no workspace/keep-out).
+        self.kinematics = kinematics
+        self._zones = Zones(self.limits)
         self.clock = clock
         margin = self.limits.joint_margin
         self.lower = spec.lower + margin
@@ -131,6 +140,7 @@ class SafetyEnvelope:
         self._rates = RateLimiter()
         self._plans: dict[str, _Plan] = {}
         self._lock = threading.Lock()
+        self._streams: dict[str, _StreamStats] = {}
 
     # -- recording -----------------------------------------------------------------------
     def refuse(self, tool: str, code: str, reason: str, limit: str | None = None,
@@ -260,22 +270,7 @@ class SafetyEnvelope:
                          f"(velocity cap {self.limits.velocity_scale} x URDF limits)")
             duration = t_min
         plan = JointPlan(tool, q_now, q_goal, float(duration), tuple(notes), ee_goal)
-        if self.fk is not None:
-            # Check the end effector every PATH_RESOLUTION rad along the joint-space path
-            # (a few cm of end-effector travel), so small moves stay cheap. A robot that
-            # ended up in a forbidden zone may leave it: the path is exempt from a zone
-            # only until it first leaves it, never on the way in.
-            start = self.fk(q_now)
-            escaping = {b.name for b in self.limits.keep_out if b.contains(start)}
-            outside = not self.limits.workspace.contains(start)
-            n = int(np.clip(np.ceil(step[worst] / PATH_RESOLUTION), 1, MAX_PATH_SAMPLES))
-            for s in np.linspace(0.0, 1.0, n + 1)[1:]:
-                p = self.fk(q_now + s * (q_goal - q_now))
-                escaping = {b.name for b in self.limits.keep_out
-                            if b.name in escaping and b.contains(p)}
-                outside = outside and not self.limits.workspace.contains(p)
-                what = "end-effector goal" if s == 1.0 else f"end-effector path (at {s:.0%})"
-                self.check_ee_point(tool, p, what, exempt=escaping, outside_ok=outside)
+        self._check_path(tool, q_now, q_goal)
         self.audit.record(tool, "clipped" if notes else "allowed",
                           "; ".join(notes) or "within all limits",
                           "joint_margin/velocity_scale" if notes else None,
@@ -297,19 +292,76 @@ class SafetyEnvelope:
             self.allow(tool, "within gripper range", width=w)
         return w
 
-    def filter_stream_command(self, source: str, q_now: np.ndarray, q_cmd: np.ndarray,
-                              dt: float) -> np.ndarray:
-        """For streaming position commands (policy runner): clip to range and to vmax*dt.
+    def _check_path(self, tool: str, q_now: np.ndarray, q_goal: np.ndarray) -> None:
+        """Refuse a path on which any link leaves the workspace, goes below the table or
+        touches a keep-out box (swept-volume check, see `core/collision.py`)."""
+        if self.kinematics is None:
+            return
+        v = first_violation(self.kinematics, self._zones, q_now, q_goal)
+        if v is not None:
+            raise self.refuse(tool, "refused", v.message, v.limit, link=v.link, point=v.point,
+                              path_fraction=v.fraction)
 
-        Refuses non-finite or wrong-length commands. Returns the command to send.
+    def check_stream_command(self, source: str, q_now: np.ndarray, q_cmd: np.ndarray,
+                             dt: float) -> np.ndarray:
+        """One streaming position command (the policy runner, up to 500 Hz): the command
+        to send, or a refusal.
+
+        Refuses non-finite or wrong-length input and a command whose path from `q_now`
+        takes any link out of the workspace, below the table or into a keep-out box.
+        Clips to the joint range minus the margin, then to `vmax * dt` and `max_step`
+        around `q_now`; the clipped command is the one checked. E-stop and state age are
+        the caller's gate (`check_can_move`). Refusals are audited one by one; clips at
+        most once per `STREAM_AUDIT_PERIOD` per source, allowed commands not one by one:
+        a summary record per source every `STREAM_AUDIT_PERIOD` s while commands flow
+        (and at `end_stream`) counts the allowed and clipped ones.
         """
         q_now = self._check_vector(source, q_now, "measured joint state")
         q_cmd = self._check_vector(source, q_cmd, "position command")
-        out = np.clip(q_cmd, self.lower, self.upper)
-        out = q_now + np.clip(out - q_now, -self.vmax * dt, self.vmax * dt)
-        if np.allclose(out, q_cmd, atol=1e-12):
-            self.allow(source, "within all limits")
-        else:
-            self.audit.record(source, "clipped", "position command clipped to joint range / "
-                              "velocity cap", "joint_margin/velocity_scale", q_cmd=q_cmd, q_out=out)
+        if not (isinstance(dt, (int, float)) and np.isfinite(dt) and dt > 0):
+            raise self.refuse(source, "invalid_arguments", f"control period dt must be a "
+                              f"positive number of seconds, got {dt!r}", "finite")
+        step = np.minimum(self.vmax * dt, self.limits.max_step)
+        out = np.clip(np.clip(q_cmd, self.lower, self.upper), q_now - step, q_now + step)
+        self._check_path(source, q_now, out)
+        clipped = not np.array_equal(out, q_cmd)
+        now = self.clock()
+        with self._lock:
+            stats = self._streams.setdefault(source, _StreamStats(since=now))
+            audit_clip = clipped and now - stats.last_clip_audit >= STREAM_AUDIT_PERIOD
+            if audit_clip:
+                stats.last_clip_audit = now
+            stats.clipped += clipped
+            stats.allowed += not clipped
+            summary = self._take_summary(source) if now - stats.since >= \
+                STREAM_AUDIT_PERIOD else None
+        if audit_clip:
+            self.audit.record(source, "clipped", "position command clipped to the joint range "
+                              "/ velocity cap / max_step (further clips within "
+                              f"{STREAM_AUDIT_PERIOD} s are counted in the stream summary)",
+                              "joint_margin/velocity_scale/max_step", q_cmd=q_cmd, q_out=out)
+        if summary is not None:
+            self._record_summary(source, *summary)
         return out
+
+    def _take_summary(self, source: str) -> tuple[int, int, float] | None:
+        """(allowed, clipped, seconds) since the last summary, and reset; lock held."""
+        stats = self._streams.pop(source, None)
+        if stats is None or stats.allowed + stats.clipped == 0:
+            return None
+        self._streams[source] = _StreamStats(since=self.clock(),
+                                             last_clip_audit=stats.last_clip_audit)
+        return stats.allowed, stats.clipped, self.clock() - stats.since
+
+    def _record_summary(self, source: str, allowed: int, clipped: int, seconds: float) -> None:
+        self.audit.record(source, "allowed", f"stream summary: {allowed} position commands "
+                          f"within all limits and {clipped} clipped in {seconds:.2f} s",
+                          None, allowed=allowed, clipped=clipped, seconds=seconds)
+
+    def end_stream(self, source: str) -> None:
+        """Write the summary of a stream's remaining commands (call when a stream stops)."""
+        with self._lock:
+            summary = self._take_summary(source)
+            self._streams.pop(source, None)
+        if summary is not None:
+            self._record_summary(source, *summary)

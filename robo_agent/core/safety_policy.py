@@ -11,7 +11,7 @@ rejected at load time with a message naming the key and the built-in bound. Soft
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -36,6 +36,9 @@ class Box(_Strict):
     name: str = "box"
     min: tuple[float, float, float]
     max: tuple[float, float, float]
+    # Keep-out boxes: "arm" checks every link; "end_effector" only the end-effector point
+    # (for zones the arm's own lower links always occupy, such as the base column).
+    applies_to: Literal["arm", "end_effector"] = "arm"
 
     @model_validator(mode="after")
     def _ordered(self) -> Box:
@@ -69,8 +72,9 @@ class HardLimits(_Strict):
     keep_out: tuple[Box, ...] = ()
 
 
-# The ceiling for every policy. Workspace: a generous box around the base that keeps the
-# end effector above the mounting surface; keep-out: the column above the base.
+# The ceiling for every policy. Workspace: a generous box around the base whose floor is
+# the mounting surface (table plane), for every link; keep-out: the column above the base,
+# for the end effector (the arm's lower links live in it).
 BUILTIN_HARD_LIMITS = HardLimits(
     joint_margin=0.02,
     velocity_scale=0.5,
@@ -78,7 +82,8 @@ BUILTIN_HARD_LIMITS = HardLimits(
     stale_state_timeout=0.5,
     position_tolerance=0.03,
     workspace=Box(name="builtin_workspace", min=(-1.0, -1.0, 0.0), max=(1.0, 1.0, 1.4)),
-    keep_out=(Box(name="base_column", min=(-0.12, -0.12, -0.1), max=(0.12, 0.12, 0.3)),),
+    keep_out=(Box(name="base_column", min=(-0.12, -0.12, -0.1), max=(0.12, 0.12, 0.3),
+                  applies_to="end_effector"),),
 )
 
 

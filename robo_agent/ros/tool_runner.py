@@ -39,7 +39,7 @@ class ToolRunner(MotionTools, GripperTools, PolicyTools):
         self.node = node
         self.spec = node.spec
         self.kin = Kinematics.for_robot(self.spec)  # thread-safe: it holds its own lock
-        self.env = SafetyEnvelope(self.spec, policy, audit, fk=self._fk_position)
+        self.env = SafetyEnvelope(self.spec, policy, audit, kinematics=self.kin)
         node.dry_run = bool(dry_run or policy.dry_run)  # dry-run can be added, never removed
         node.on_estop = self._on_estop_change
         node.create_command_publishers()
@@ -56,9 +56,6 @@ class ToolRunner(MotionTools, GripperTools, PolicyTools):
     # -- kinematics ------------------------------------------------------------------------
     def _fk(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.kin.ee_pose(q)
-
-    def _fk_position(self, q: np.ndarray) -> np.ndarray:
-        return self._fk(q)[0]
 
     # -- entry point -----------------------------------------------------------------------
     def call(self, name: str, arguments: dict[str, Any] | str | None) -> ToolResult:

@@ -184,17 +184,18 @@ def test_unreachable_endpoint_is_a_clear_error(unattended: Any) -> None:
 
 
 def test_offline_agent_moves_up_and_operates_the_gripper(sim_robot: Any, unattended: Any) -> None:
-    from robo_agent.sim.robot import Kinematics
+    from contextlib import nullcontext
 
     from robo_agent.agent.session import OfflineAgent
+    from robo_agent.kinematics import Kinematics
 
     agent = OfflineAgent(unattended, PANDA)
-    with Kinematics(PANDA) as kin:
-        z0 = kin.forward(sim_robot.positions())[0][2]
+    with nullcontext(Kinematics.for_robot(PANDA)) as kin:
+        z0 = kin.ee_pose(sim_robot.positions())[0][2]
         reply = agent.handle("open the gripper and move 4 cm up")
         assert reply.ok, reply.text
         assert [r.tool for r in reply.results] == ["set_gripper", "move_end_effector_relative"]
-        z1 = kin.forward(sim_robot.positions())[0][2]
+        z1 = kin.ee_pose(sim_robot.positions())[0][2]
     assert z1 - z0 == pytest.approx(0.04, abs=0.01)
     finger = sim_robot.value(PANDA.gripper.joints[0])
     assert PANDA.gripper.width([finger, finger]) > 0.07  # fully open is 0.08 m

@@ -128,10 +128,12 @@ def agent_node(sim_robot: Any, ros_env: dict[str, str], tmp_path: Path) -> Itera
 def test_commands_confirmation_and_replies_over_topics(
     agent_node: CommandClient, sim_robot: Any
 ) -> None:
-    from robo_agent.sim.robot import Kinematics
+    from contextlib import nullcontext
 
-    with Kinematics(PANDA) as kin:
-        z0 = kin.forward(sim_robot.positions())[0][2]
+    from robo_agent.kinematics import Kinematics
+
+    with nullcontext(Kinematics.for_robot(PANDA)) as kin:
+        z0 = kin.ee_pose(sim_robot.positions())[0][2]
 
         state = agent_node.ask("what is the robot state")
         assert state["ok"] and state["results"][0]["tool"] == "get_robot_state"
@@ -139,12 +141,12 @@ def test_commands_confirmation_and_replies_over_topics(
         held = agent_node.ask("move 3 cm up")
         assert not held["ok"]
         assert "Held for confirmation" in held["text"] and "'confirm'" in held["text"]
-        assert kin.forward(sim_robot.positions())[0][2] == pytest.approx(z0, abs=0.003)
+        assert kin.ee_pose(sim_robot.positions())[0][2] == pytest.approx(z0, abs=0.003)
 
         done = agent_node.ask("confirm")
         assert done["ok"], done["text"]
         assert done["results"][0]["tool"] == "move_end_effector_relative"
-        assert kin.forward(sim_robot.positions())[0][2] - z0 == pytest.approx(0.03, abs=0.01)
+        assert kin.ee_pose(sim_robot.positions())[0][2] - z0 == pytest.approx(0.03, abs=0.01)
 
     nothing = agent_node.ask("confirm")
     assert not nothing["ok"] and "no plan waiting" in nothing["text"]

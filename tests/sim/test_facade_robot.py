@@ -1,13 +1,14 @@
-"""Facade, SimRobot and Kinematics against real PyBullet (no mocks)."""
+"""Facade and SimRobot against real PyBullet (no mocks), with the Pinocchio kinematics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from robo_agent.sim.facade import PyBullet
-from robo_agent.sim.robot import Kinematics, SimRobot
+from robo_agent.sim.robot import SimRobot
 
 from robo_agent.core.robot_spec import load_robot
+from robo_agent.kinematics import Kinematics
 
 pytestmark = pytest.mark.sim
 
@@ -102,35 +103,38 @@ def test_save_restore_state(panda_sim) -> None:
     assert np.allclose(sim.get_base_pose("cube")[0], moved)
 
 
-@pytest.mark.parametrize("name", ["panda", "iiwa", "xarm6"])
-def test_ik_round_trip(name: str) -> None:
-    spec = load_robot(name)
-    rng = np.random.default_rng(1)
-    with Kinematics(spec) as kin:
-        for _ in range(5):
-            # Random poses around home, so they are reachable but not trivial.
-            q = np.clip(spec.home_array + rng.uniform(-0.5, 0.5, spec.dof), spec.lower, spec.upper)
-            pos, _orn = kin.forward(q)
-            q_sol, err = kin.inverse(pos)
-            assert err < 1e-3
-            assert np.all((q_sol >= spec.lower) & (q_sol <= spec.upper))
-            assert np.allclose(kin.forward(q_sol)[0], pos, atol=1e-3)
-        _far, err = kin.inverse([5.0, 0.0, 0.0])
-        assert err > 1.0  # unreachable: the residual says so, the caller decides
-        with pytest.raises(ValueError):
-            kin.forward(np.zeros(spec.dof + 1))
-        with pytest.raises(ValueError):
-            kin.inverse([0.1, np.nan, 0.2])
-
-
-def test_sim_robot_ik_matches_kinematics(panda_sim) -> None:
+def test_pinocchio_ik_drives_the_sim_arm_there(panda_sim) -> None:
     sim, robot = panda_sim
     goal = np.array([0.45, 0.1, 0.25])
-    q = robot.ik(goal, orientation=[1, 0, 0, 0])
-    robot.set_joint_targets(q)
+    sol = Kinematics.for_robot(robot.spec).ik(goal, orientation=[1, 0, 0, 0])
+    assert sol.converged
+    robot.set_joint_targets(sol.q)
     for _ in range(80):
         sim.step()
     assert np.linalg.norm(robot.ee_pose()[0] - goal) < 0.01
+
+
+@pytest.mark.parametrize("name", ["panda", "iiwa", "xarm6"])
+def test_ee_pose_is_in_the_base_frame_wherever_the_base_is(name: str) -> None:
+    """REP-105: a shifted, rotated base gives the same base-frame pose as the robot's FK."""
+    spec = load_robot(name)
+    moved = spec.model_copy(update={"base_position": (0.3, -0.2, 0.1),
+                                    "base_orientation": (0.0, 0.0, 0.38268343, 0.92387953)})
+    kin = Kinematics.for_robot(spec)
+    q = np.clip(spec.home_array + 0.3, spec.lower, spec.upper)
+    with PyBullet() as sim:
+        robot = SimRobot(sim, moved)
+        robot.reset(q)
+        pos, orn = robot.ee_pose()
+        world = sim.get_link_pose(robot.body, robot.ee_link)[0]
+        p2, o2, v = robot.ee_state()
+    ref_pos, ref_orn = kin.ee_pose(q)
+    assert np.linalg.norm(world - ref_pos) > 0.1  # the world frame differs ...
+    np.testing.assert_allclose(pos, ref_pos, atol=1e-5)  # ... the base frame does not
+    np.testing.assert_allclose(orn * np.sign(np.dot(orn, ref_orn)), ref_orn, atol=1e-6)
+    np.testing.assert_allclose(p2, pos)
+    np.testing.assert_allclose(o2, orn)
+    np.testing.assert_allclose(v, 0.0, atol=1e-6)
 
 
 def test_camera_image_shape(panda_sim) -> None:
@@ -146,14 +150,6 @@ def test_no_rendering_restores_on_error(panda_sim) -> None:
     with pytest.raises(RuntimeError), sim.no_rendering():
         raise RuntimeError("boom")
     assert sim.connected
-
-
-def test_sim_robot_ik_does_not_disturb_the_sim(panda_sim) -> None:
-    _sim, robot = panda_sim
-    q_before, v_before = robot.joint_positions(), robot.joint_velocities()
-    robot.ik([0.5, -0.1, 0.3])
-    assert np.array_equal(robot.joint_positions(), q_before)
-    assert np.array_equal(robot.joint_velocities(), v_before)
 
 
 def test_gui_without_display_is_a_clear_error(monkeypatch) -> None:

@@ -59,3 +59,33 @@ def test_rotation_error_detects_small_angles() -> None:
     a = np.array([[0.0, 0.0, 0.0, 1.0]])
     b = np.array([[np.sin(5e-5), 0.0, 0.0, np.cos(5e-5)]])
     assert rotation_error(a, b)[0] == pytest.approx(1e-4, rel=1e-6)
+
+
+def test_env_observation_matches_robot_path_kinematics() -> None:
+    """A deployed policy sees the same end-effector numbers: the env's ee_position and
+    ee_velocity entries against Pinocchio FK and J @ qd of the observed joint state."""
+    import gymnasium as gym
+    from robo_agent.sim import ENV_IDS
+
+    worst_pos = worst_vel = 0.0
+    for env_id in ENV_IDS:
+        env = gym.make(env_id)
+        u = env.unwrapped
+        kin = Kinematics.for_robot(u.robot.spec)
+        offsets, i = {}, 0
+        for name, size in u.observation_layout:
+            offsets[name] = slice(i, i + size)
+            i += size
+        obs, _ = env.reset(seed=3)
+        for _ in range(5):
+            obs, *_ = env.step(env.action_space.sample())
+            vec = obs["observation"].astype(np.float64)
+            q, qd = vec[offsets["joint_positions"]], vec[offsets["joint_velocities"]]
+            worst_pos = max(worst_pos, float(np.linalg.norm(
+                vec[offsets["ee_position"]] - kin.ee_pose(q)[0])))
+            worst_vel = max(worst_vel, float(np.linalg.norm(
+                vec[offsets["ee_velocity"]] - kin.ee_velocity(q, qd))))
+        env.close()
+    # float32 observations: ~1e-7 relative
+    assert worst_pos < 1e-5, worst_pos
+    assert worst_vel < 1e-4, worst_vel

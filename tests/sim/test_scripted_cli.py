@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import pytest
 from robo_agent.sim import ENV_IDS
 from robo_agent.sim.scripted import ScriptedController
@@ -49,17 +48,3 @@ def test_sim_command_prints_success_and_speed(capsys) -> None:
 def test_sim_command_bad_input(argv: list[str], message: str, capsys) -> None:
     assert main(["sim", *argv]) == 2
     assert message in capsys.readouterr().err
-
-
-def test_kinematics_orientation_round_trip() -> None:
-    from robo_agent.sim.robot import Kinematics
-
-    from robo_agent.core.robot_spec import load_robot
-
-    spec = load_robot("panda")
-    with Kinematics(spec) as kin:
-        q = spec.home_array + np.array([0.2, 0.1, -0.1, 0.2, 0.1, -0.2, 0.3])
-        pos, orn = kin.forward(q)
-        q_sol, err = kin.inverse(pos, orn, tolerance=1e-4)
-        _, orn2 = kin.forward(q_sol)
-        assert err < 1e-3 and abs(float(np.dot(orn, orn2))) > 0.999

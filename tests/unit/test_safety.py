@@ -20,16 +20,29 @@ SPEC = load_robot("panda")
 HOME = SPEC.home_array
 
 
-def fake_fk(q: np.ndarray) -> np.ndarray:
-    """A stand-in FK for pure tests (no pybullet in core tests); home maps to (0.4, 0, 0.6)."""
-    return np.array([0.4 + 0.2 * q[0], 0.0, 0.6 + 0.5 * (q[1] - HOME[1])])
+class PointArm:
+    """A stand-in `ArmGeometry` for pure tests (core is tested without pinocchio): only the
+    end-effector point, with a made-up FK under which home maps to (0.4, 0, 0.6)."""
+
+    sphere_links = ("ee",)
+    sphere_radii = np.zeros(1)
+    ee_sphere = 0
+    sweep_bound = 0.5
+
+    def sphere_centers(self, qs: np.ndarray) -> np.ndarray:
+        qs = np.atleast_2d(qs)
+        return np.stack([0.4 + 0.2 * qs[:, 0], 0.0 * qs[:, 0],
+                         0.6 + 0.5 * (qs[:, 1] - HOME[1])], axis=1)[:, None, :]
+
+    def link_support(self, qs: np.ndarray, link: str, direction: np.ndarray) -> np.ndarray:
+        return self.sphere_centers(qs)[:, 0] @ direction
 
 
 @pytest.fixture
 def env(tmp_path):
     audit = AuditLog(tmp_path / "audit.jsonl", source="test")
     policy = parse_policy({"rate_limits": {"motion": {"max_calls": 3, "period": 60.0}}})
-    yield SafetyEnvelope(SPEC, policy, audit, fk=fake_fk)
+    yield SafetyEnvelope(SPEC, policy, audit, kinematics=PointArm())
     audit.close()
 
 
@@ -210,13 +223,80 @@ def test_plans_are_single_use_and_expire() -> None:
         env.take_plan(pid)
 
 
-def test_gripper_and_stream_commands(env) -> None:
+def test_gripper(env) -> None:
     assert env.plan_gripper("set_gripper", 0.2) == SPEC.gripper.max_width
     assert env.audit.records[-1]["decision"] == "clipped"
-    q = env.filter_stream_command("policy", HOME, HOME + 1.0, dt=0.01)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def stream_env(clock: Clock, **hard: object) -> SafetyEnvelope:
+    return SafetyEnvelope(SPEC, parse_policy({"hard_limits": hard} if hard else {}),
+                          AuditLog(None), kinematics=PointArm(), clock=clock)
+
+
+def test_stream_command_clips_to_range_velocity_and_max_step() -> None:
+    env = stream_env(Clock(), max_step=0.05)
+    q = env.check_stream_command("policy", HOME, HOME + 1.0, dt=0.01)
     assert np.all(np.abs(q - HOME) <= env.vmax * 0.01 + 1e-12)
-    with pytest.raises(ToolError):
-        env.filter_stream_command("policy", HOME, np.full(7, np.nan), dt=0.01)
+    q = env.check_stream_command("policy", HOME, HOME - 1.0, dt=1.0)  # vmax*dt > max_step
+    assert np.allclose(np.abs(q - HOME), 0.05)
+    top = HOME.copy()
+    top[0] = SPEC.upper[0] - 0.01  # inside the joint margin: pulled back to range
+    q = env.check_stream_command("policy", top, top + 0.001, dt=0.1)
+    assert q[0] == pytest.approx(SPEC.upper[0] - env.limits.joint_margin)
+    assert [r["decision"] for r in env.audit.records] == ["clipped"]  # one per period
+
+
+@pytest.mark.parametrize("q_cmd, dt, needle", [
+    (np.full(7, np.nan), 0.01, "not finite"),
+    (np.zeros(6), 0.01, "has 6 values"),
+    (HOME, 0.0, "positive number"),
+    (HOME, float("nan"), "positive number"),
+])
+def test_stream_command_bad_input_refused(q_cmd, dt, needle) -> None:
+    env = stream_env(Clock())
+    with pytest.raises(ToolError, match=needle):
+        env.check_stream_command("policy", HOME, q_cmd, dt=dt)
+    assert [r["decision"] for r in env.audit.records] == ["refused"]
+    env.end_stream("policy")  # nothing was allowed: no summary
+    assert len(env.audit.records) == 1
+
+
+def test_stream_command_leaving_workspace_refused() -> None:
+    env = stream_env(Clock())
+    high = HOME.copy()
+    high[1] += 1.58  # PointArm z = 1.39, just under the built-in workspace top (1.4 m)
+    env.check_stream_command("policy", high, high, dt=0.002)  # staying put is fine
+    with pytest.raises(ToolError, match="outside the workspace box") as err:
+        env.check_stream_command("policy", high, high + np.eye(7)[1], dt=0.1)
+    assert env.audit.records[-1]["limit"] == "workspace"
+    assert env.audit.records[-1]["details"]["link"] == "ee"
+    assert "end-effector" in err.value.message
+
+
+def test_allowed_stream_commands_are_summarised() -> None:
+    clock = Clock()
+    env = stream_env(clock)
+    for _ in range(250):  # 0.5 s at 500 Hz: no record yet
+        env.check_stream_command("policy", HOME, HOME, dt=0.002)
+        clock.t += 0.002
+    assert env.audit.records == []
+    for _ in range(300):
+        env.check_stream_command("policy", HOME, HOME, dt=0.002)
+        clock.t += 0.002
+    env.check_stream_command("policy", HOME, HOME + 1.0, dt=0.002)
+    env.end_stream("policy")
+    rows = env.audit.records
+    assert [r["decision"] for r in rows] == ["allowed", "clipped", "allowed"]
+    assert rows[0]["details"]["allowed"] + rows[2]["details"]["allowed"] == 550
+    assert rows[2]["details"]["clipped"] == 1 and "stream summary" in rows[2]["reason"]
 
 
 def test_audit_file_has_every_decision(env) -> None:

@@ -28,6 +28,7 @@ import numpy as np
 import pinocchio as pin
 
 from robo_agent.core.robot_spec import PYBULLET_DATA_PREFIX, RobotSpec, RobotSpecError
+from robo_agent.kinematics.spheres import SphereModel
 
 URDF_DIR_ENV = "ROBO_AGENT_URDF_DIR"
 _LWA = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
@@ -71,6 +72,18 @@ def _model(urdf: str) -> pin.Model:
     return pin.buildModelFromUrdf(urdf)
 
 
+@lru_cache(maxsize=16)
+def _spheres(urdf: str, joints: tuple[str, ...], ee_link: str, base_frame: str) -> SphereModel:
+    # Fitting reads the meshes (~0.1 s): once per robot, shared (read-only afterwards).
+    model = _model(urdf)
+    data = model.createData()
+    pin.framesForwardKinematics(model, data, pin.neutral(model))
+    inv = data.oMf[model.getFrameId(base_frame)].inverse()
+    rot, pos = np.array(inv.rotation), np.array(inv.translation)
+    identity = np.allclose(rot, np.eye(3)) and np.allclose(pos, 0.0)
+    return SphereModel(model, Path(urdf), list(joints), ee_link, None if identity else (rot, pos))
+
+
 @dataclass(frozen=True)
 class IkResult:
     """An IK solution: arm joints (description order) and its residuals at the ee link."""
@@ -109,6 +122,7 @@ class Kinematics:
         self.spec = spec
         self.dof = spec.dof
         path = urdf or resolve_urdf(spec)
+        self.urdf = path
         self.model = _model(str(path))
         self._data = self.model.createData()
         self._lock = threading.Lock()
@@ -147,6 +161,38 @@ class Kinematics:
     def for_robot(cls, spec: RobotSpec) -> Kinematics:
         """Kinematics of a description; the model is built once per URDF and shared."""
         return cls(spec)
+
+    # -- collision spheres (the envelope's `ArmGeometry`; no lock: read-only numpy) --------
+    @property
+    def spheres(self) -> SphereModel:
+        """Spheres containing every moving link's collision mesh (fitted on first use)."""
+        return _spheres(str(self.urdf), tuple(self.spec.joint_names), self.spec.ee_link,
+                        self.spec.base_frame)
+
+    @property
+    def sphere_links(self) -> tuple[str, ...]:
+        return self.spheres.links
+
+    @property
+    def sphere_radii(self) -> np.ndarray:
+        return self.spheres.radii
+
+    @property
+    def ee_sphere(self) -> int:
+        return self.spheres.ee_index
+
+    @property
+    def sweep_bound(self) -> float:
+        return self.spheres.sweep_bound
+
+    def sphere_centers(self, qs: np.ndarray) -> np.ndarray:
+        """(M, dof) configurations -> (M, N, 3) sphere centres in the base frame."""
+        return self.spheres.centers(np.asarray(qs, dtype=np.float64).reshape(-1, self.dof))
+
+    def link_support(self, qs: np.ndarray, link: str, direction: np.ndarray) -> np.ndarray:
+        """(M,) largest `direction . p` over `link`'s collision hull, base frame (exact)."""
+        return self.spheres.support(np.asarray(qs, dtype=np.float64).reshape(-1, self.dof),
+                                    link, direction)
 
     # -- internals (call with the lock held) -------------------------------------------------
     def _full(self, q: np.ndarray) -> np.ndarray:
