@@ -167,12 +167,12 @@ class PolicyLoop:
                               f"/joint_states is {state_age * 1000:.1f} ms old, above "
                               f"{self.cfg.stale_periods:g} control periods "
                               f"({self.cfg.stale_periods * dt * 1000:.1f} ms)")
-        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
+        if not (np.isfinite(q).all() and np.isfinite(qd).all()):
             return self._hold("holding", "nan_state", "NaN or inf in /joint_states")
         if self.t_start is None:
             self.t_start = now
         obs = self.observation(q, qd, gripper_width, objects)
-        if not np.all(np.isfinite(obs["observation"])):
+        if not np.isfinite(obs["observation"]).all():
             return self._hold("holding", "nan_state", "NaN or inf in the observation")
         dist = float(np.linalg.norm(obs["achieved_goal"].astype(np.float64) - self.goal))
         self._within = self._within + 1 if dist < self.threshold else 0
@@ -181,7 +181,7 @@ class PolicyLoop:
                               f"goal reached: {dist * 1000:.1f} mm from it for "
                               f"{self._within} steps")
         action = np.asarray(self.act(obs), dtype=np.float64).reshape(-1)
-        if action.shape != (self.spec.action_dim,) or not np.all(np.isfinite(action)):
+        if action.shape != (self.spec.action_dim,) or not np.isfinite(action).all():
             return self._hold("holding", "nan_action",
                               f"policy output is not {self.spec.action_dim} finite numbers: "
                               f"{np.round(action, 4).tolist()[:8]}")
@@ -198,7 +198,7 @@ class PolicyLoop:
             cmd = self.guard(SOURCE, q, self.ref, dt)
         except ToolError as err:
             return self._hold("holding", "safety", f"safety envelope refused: {err.message}")
-        if not np.allclose(cmd, self.ref, atol=1e-9):
+        if float(np.max(np.abs(cmd - self.ref))) > 1e-9:
             self.stats.clipped += 1
         self._set("ramping" if ramp < 1.0 else "running")
         self.stats.commands += 1

@@ -150,7 +150,7 @@ def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float]
              log=print) -> dict[str, Any]:
     """Run the rehearsal; returns the JSON-able result (and writes rehearsal.json on a pass)."""
     from robo_agent.core.robot_spec import load_robot
-    from robo_agent.sim.robot import Kinematics
+    from robo_agent.kinematics import Kinematics
 
     artifact = Path(artifact).resolve()
     spec = load_spec(artifact, verify=True)
@@ -167,7 +167,7 @@ def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float]
                            env=_env(domain), stdout=(tmp / "sim_robot.log").open("wb"),
                            stderr=subprocess.STDOUT)
     watcher = _Watcher(domain, robot.joint_names, robot.controllers.trajectory_topic)
-    kin = Kinematics(robot)
+    kin = Kinematics.for_robot(robot)
     curves: dict[str, Any] = {}
     try:
         t0 = time.monotonic()
@@ -184,7 +184,7 @@ def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float]
                 r = _ros_episode(artifact, d["goal"], steps * spec.control_dt, latency,
                                  command_interface, domain, tmp / f"runner_{latency:g}_{k}.log")
                 q = watcher.q
-                err = float(np.linalg.norm(np.asarray(kin.forward(q)[0]) - d["goal"]))
+                err = float(np.linalg.norm(kin.ee_pose(q)[0] - d["goal"]))
                 r.update(seed=d["seed"], final_error_m=err,
                          success=err < float((spec.deployment or {}).get(
                              "distance_threshold", 0.05)),
@@ -197,7 +197,6 @@ def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float]
             curves[f"{latency:g}"] = ros
     finally:
         watcher.close()
-        kin.close()
         sim.send_signal(2)
         try:
             sim.wait(timeout=10)

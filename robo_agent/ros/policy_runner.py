@@ -121,8 +121,7 @@ class PolicyRunnerNode(Node):
             self._check_goal(goal)
         cfg = LoopConfig(control_dt=self.period, max_duration=float(p["max_duration"]),
                          ramp_time=float(p["ramp_time"]), success_steps=int(p["success_steps"]))
-        guard = getattr(self.envelope, "check_stream_command", None) \
-            or self.envelope.filter_stream_command
+        guard = self.envelope.check_stream_command
         self.loop = PolicyLoop(spec, self.spec, goal if goal is not None else np.zeros(3),
                                self.policy.act_one, self.kin.ee_pose, self.kin.ee_velocity,
                                guard, cfg)
@@ -362,7 +361,10 @@ class PolicyRunnerNode(Node):
         self._running = False
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2.0)
-        self.audit.close()
+        if not self._closed:  # idempotent: the stream summary once, then close
+            self._closed = True
+            self.envelope.end_stream(SOURCE)
+            self.audit.close()
 
 
 def main(args: list[str] | None = None) -> int:

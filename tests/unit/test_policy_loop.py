@@ -40,7 +40,7 @@ def _loop(act, ee=(0.3, 0.0, 0.5), spec=None, **cfg) -> PolicyLoop:
     env = SafetyEnvelope(ROBOT)
     return PolicyLoop(spec or _spec(), ROBOT, np.array([0.5, 0.0, 0.3]), act,
                       lambda q: (np.asarray(ee), np.array([0, 0, 0, 1.0])),
-                      lambda q, qd: np.zeros(3), env.filter_stream_command,
+                      lambda q, qd: np.zeros(3), env.check_stream_command,
                       LoopConfig(DT, **cfg))
 
 
