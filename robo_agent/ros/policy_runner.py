@@ -114,7 +114,7 @@ class PolicyRunnerNode(Node):
         audit_path = str(p["audit_log"]) or Path.home() / ".ros" / "robo_agent" / "audit.jsonl"
         self.audit = AuditLog(audit_path)
         self.envelope = SafetyEnvelope(self.spec, load_policy(str(p["safety"]) or None),
-                                       self.audit, fk=lambda q: self.kin.ee_pose(q)[0])
+                                       self.audit, kinematics=self.kin)
         self.dry_run = bool(p["dry_run"] or self.envelope.policy.dry_run)
         goal = goal_from_param(p["goal"])
         if goal is not None:
@@ -165,6 +165,7 @@ class PolicyRunnerNode(Node):
         self.interrupted = threading.Event()
         self.finished = threading.Event()
         self._running = True
+        self._closed = False
         self._status_due = True
         self.create_timer(0.02, self._status_timer)
         self._last_status = 0.0

@@ -365,12 +365,15 @@ def _home(sim: Feeder) -> None:
 
 
 def _moving(sim: Feeder, proc: Any) -> None:
+    assert sim.wait(lambda: sim.last_status().get("state") == "running"
+                    and len(sim.sent(TRAJ)) > 3, 20), proc.output()
     assert sim.wait(lambda: float(np.max(np.abs(sim.q - HOME))) > 0.05, 20), proc.output()
 
 
 def test_estop_mid_motion_holds_within_one_period(
         sim: Feeder, sim_domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
     _home(sim)
+    sim.status.clear()
     proc = runner(ros_process, sim_domain, tmp_path, artifacts["constant"])
     _moving(sim, proc)
     sim.pub_estop.publish(Bool(data=True))
@@ -393,7 +396,9 @@ def test_estop_mid_motion_holds_within_one_period(
 
 def test_sigint_mid_motion_sends_one_hold_at_the_measured_pose_and_exits_0(
         sim: Feeder, sim_domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
+    sim.pub_estop.publish(Bool(data=False))  # released (the latched value a runner gets)
     _home(sim)
+    sim.status.clear()
     proc = runner(ros_process, sim_domain, tmp_path, artifacts["constant"])
     _moving(sim, proc)
     assert proc.stop() == 0, proc.output()
