@@ -92,7 +92,7 @@ class Evaluator:
             self.env.close()
 
     def run(self, artifact: str | Path, seeds: list[int]) -> dict[str, float]:
-        from robo_agent.autoresearch.onnx_policy import OnnxPolicy
+        from robo_agent.policy import OnnxPolicy
 
         policy = OnnxPolicy(artifact)
         if policy.spec.task != self.task:

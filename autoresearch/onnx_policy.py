@@ -1,4 +1,4 @@
-"""Write and load ONNX policy artifacts (the model half of `robo_agent.core.artifact`).
+"""Write ONNX policy artifacts (the training side; loading is `robo_agent.policy`).
 
 The graph is built directly with `onnx.helper` from plain numpy weights, so neither
 `torch.onnx` nor its optional exporters are needed, and the trainer can hand over any
@@ -6,7 +6,7 @@ tanh-squashed MLP:
 
     obs -> clip((obs - mean) / std, -clip, clip) -> [Gemm -> Relu]* -> Gemm -> Tanh -> action
 
-Loading uses onnxruntime and JSON only (no pickle anywhere).
+Loading (`robo_agent.policy.OnnxPolicy`) uses onnxruntime and JSON only (no pickle).
 """
 
 from __future__ import annotations
@@ -16,14 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robo_agent.core.artifact import (
-    MODEL_FILE,
-    ArtifactError,
-    PolicySpec,
-    load_spec,
-    sha256_file,
-    write_spec,
-)
+from robo_agent.core.artifact import MODEL_FILE, PolicySpec, write_spec
 
 OPSET = 17
 
@@ -102,70 +95,6 @@ def write_artifact(folder: str | Path, model_bytes: bytes, spec_fields: dict) ->
     spec = PolicySpec.model_validate(fields)
     write_spec(folder, spec)
     return spec
-
-
-class OnnxPolicy:
-    """A loaded artifact: `act(obs_dict)` or `act_flat(array)` -> actions in [-1, 1]."""
-
-    def __init__(self, folder: str | Path) -> None:
-        import onnxruntime as ort
-
-        self.folder = Path(folder)
-        self.spec = load_spec(self.folder, verify=True)
-        options = ort.SessionOptions()
-        # A policy step is a tiny MLP; one thread avoids contention with the simulator.
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(
-                str(self.folder / self.spec.model_file),
-                sess_options=options,
-                providers=["CPUExecutionProvider"],
-            )
-        except Exception as err:  # onnxruntime raises its own exception types
-            raise ArtifactError(
-                f"{self.folder}: onnxruntime cannot load the model: {err}"
-            ) from None
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != self.spec.input_name:
-            raise ArtifactError(f"{self.folder}: model input is not '{self.spec.input_name}'")
-        width = inputs[0].shape[-1]
-        if isinstance(width, int) and width != self.spec.obs_dim:
-            raise ArtifactError(
-                f"{self.folder}: model takes {width} inputs, spec says {self.spec.obs_dim}"
-            )
-
-    def flatten(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Concatenate the spec's input segments of a (possibly batched) observation dict."""
-        parts = []
-        for seg in self.spec.inputs:
-            if seg.key not in obs:
-                raise ArtifactError(f"observation has no '{seg.key}' entry")
-            arr = np.asarray(obs[seg.key], dtype=np.float32)
-            if arr.shape[-1] != seg.size:
-                raise ArtifactError(
-                    f"observation '{seg.key}' has size {arr.shape[-1]}, not {seg.size}"
-                )
-            parts.append(arr.reshape(-1, seg.size))
-        return np.concatenate(parts, axis=1)
-
-    def act_flat(self, flat: np.ndarray) -> np.ndarray:
-        batch = np.asarray(flat, dtype=np.float32).reshape(-1, self.spec.obs_dim)
-        return self.session.run([self.spec.output_name], {self.spec.input_name: batch})[0]
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Actions for an observation dict; batched in, batched out (1-D in -> 1-D out)."""
-        single = np.asarray(obs[self.spec.inputs[0].key]).ndim == 1
-        actions = self.act_flat(self.flatten(obs))
-        return actions[0] if single else actions
-
-    def command(self, action: np.ndarray) -> np.ndarray:
-        """Scale actions in [-1, 1] into joint commands (`action * action_scale`)."""
-        return np.asarray(action, dtype=np.float64) * np.asarray(self.spec.action_scale)
-
-
-def artifact_sha(folder: str | Path) -> str:
-    return sha256_file(Path(folder) / MODEL_FILE)
 
 
 def spec_fields_from_env(env: object, task: str, inputs: list[tuple[str, int]]) -> dict:

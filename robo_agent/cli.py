@@ -32,6 +32,7 @@ def _cmd_robots(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from robo_agent.agent import cli as agent_cli
     from robo_agent.autoresearch import cli as research_cli
+    from robo_agent.deploy import cli as deploy_cli
     from robo_agent.sim import cli as sim_cli
 
     parser = argparse.ArgumentParser(
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     robots = sub.add_parser("robots", help="list the robot descriptions and their joint counts")
     robots.set_defaults(func=_cmd_robots)
-    for part in (sim_cli, research_cli, agent_cli):
+    for part in (sim_cli, research_cli, agent_cli, deploy_cli):
         part.register(sub)
     return parser
 

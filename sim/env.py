@@ -46,6 +46,7 @@ from robo_agent.sim.randomization import Randomization
 from robo_agent.sim.robot import SimRobot
 from robo_agent.sim.tasks import Task, goal_distance, task_class
 
+from robo_agent.core.observation import assemble_observation
 from robo_agent.core.robot_spec import RobotSpec, load_robot
 
 GRIPPER_SPEED = 0.2  # m/s of gripper opening change at |action| = 1 and action_scale 1
@@ -300,20 +301,23 @@ class RoboAgentEnv(gym.Env):
     def _observe(self) -> dict[str, np.ndarray]:
         q, qd, width = self.robot.read_state(with_gripper=self._has_gripper_obs)
         ee_pos, _, ee_vel = self.robot.ee_state()
-        parts = [q, qd, ee_pos, ee_vel]
+        values = {"joint_positions": q, "joint_velocities": qd, "ee_position": ee_pos,
+                  "ee_velocity": ee_vel}
         if self._has_gripper_obs:
-            parts.append(np.array([width]))
+            values["gripper_width"] = np.array([width])
         if self.task.has_object:
-            parts.append(self.task.object_observation())
-        vec = np.concatenate(parts).astype(np.float32)
+            obj = self.task.object_observation()
+            start = 0
+            for name, size in self.task.object_layout:
+                values[name] = obj[start:start + size]
+                start += size
+        # The same assembly the policy runner uses on a robot (parity by construction).
+        obs = assemble_observation(self.observation_layout, values, self._goal32)
         noise = self.randomization.observation_noise
         if noise:
+            vec = obs["observation"]
             vec += self._noise_rng.normal(0.0, noise, vec.shape).astype(np.float32)
-        return {
-            "observation": vec,
-            "achieved_goal": self.task.achieved_goal(ee_pos).astype(np.float32),
-            "desired_goal": self._goal32.copy(),
-        }
+        return obs
 
     def _record_nominal_dynamics(self) -> None:
         sim, body = self.sim, self.robot.body

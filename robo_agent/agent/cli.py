@@ -38,6 +38,8 @@ def _add_executor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--robot", default="panda", help="robot description name or YAML path")
     p.add_argument("--safety", metavar="FILE", help="safety policy YAML (default: config/safety)")
     p.add_argument("--audit-log", metavar="FILE", help="JSONL audit log of safety decisions")
+    p.add_argument("--policies", metavar="DIR", default="",
+                   help="policy artifact folder for run_policy (~/.ros/robo_agent/policies)")
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -72,6 +74,7 @@ def _make_executor(args: argparse.Namespace) -> Any:
             audit_log=args.audit_log,
             dry_run=args.dry_run,
             node_name=args.node_name,
+            parameters={"policies": str(args.policies or "")},
         )
     except SafetyPolicyError as err:
         print(f"robo-agent {args.command}: {err}", file=sys.stderr)

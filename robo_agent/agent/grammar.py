@@ -53,7 +53,7 @@ EXAMPLES = (
     "what is the robot state",
     "take a picture",
     "where are the objects",
-    "list policies / run policy NAME / stop policy",
+    "list policies / run policy NAME to X Y Z / stop policy",
 )
 
 
@@ -163,6 +163,7 @@ def _simple(clause: str, _robot: RobotSpec | None) -> ToolCall | None:
 
 
 _RUN_POLICY = re.compile(r"^(?:run|start|execute)\s+policy\s+([a-z0-9_.\-]+)"
+                         rf"(?:\s+to\s+\[?\s*({_NUM})\s*,?\s+({_NUM})\s*,?\s+({_NUM})\s*\]?)?"
                          rf"(?:\s+for\s+({_NUM})\s*(?:s|sec|secs|seconds?))?$")
 
 
@@ -171,8 +172,10 @@ def _run_policy(clause: str, _robot: RobotSpec | None) -> ToolCall | None:
     if not m:
         return None
     args: dict[str, Any] = {"name": m.group(1)}
-    if m.group(2):
-        args["duration"] = float(m.group(2))
+    if m.group(2):  # "run policy NAME to X Y Z": a goal in the base frame, metres
+        args["goal"] = [float(m.group(i)) for i in (2, 3, 4)]
+    if m.group(5):
+        args["duration"] = float(m.group(5))
     return ToolCall("run_policy", args)
 
 

@@ -21,7 +21,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from robo_agent.core.errors import validation_problems
 
@@ -87,10 +94,16 @@ class PolicySpec(_Strict):
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     provenance: Provenance = Provenance()
 
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        # A field validator, so the error names the field (an unknown future format).
+        if v != FORMAT_VERSION:
+            raise ValueError(f"unknown format_version {v}; this robo_agent reads {FORMAT_VERSION}")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> PolicySpec:
-        if self.format_version != FORMAT_VERSION:
-            raise ValueError(f"format_version {self.format_version} is not {FORMAT_VERSION}")
         if len(self.action_scale) != self.action_dim:
             raise ValueError(
                 f"action_scale has {len(self.action_scale)} values, action_dim is {self.action_dim}"
@@ -124,8 +137,8 @@ def _check_model(folder: Path, spec: PolicySpec) -> None:
     actual = sha256_file(model)
     if actual != spec.model_sha256:
         raise ArtifactError(
-            f"{model}: sha256 {actual} does not match policy.json ({spec.model_sha256}); "
-            "the model was modified or corrupted"
+            f"{model}: sha256 {actual} does not match {SPEC_FILE} field model_sha256 "
+            f"({spec.model_sha256}); the model was modified or corrupted"
         )
 
 
@@ -166,3 +179,62 @@ def with_provenance(spec: PolicySpec, **updates: Any) -> PolicySpec:
     """A copy of `spec` whose provenance has `updates` applied (validated)."""
     merged = {**spec.provenance.model_dump(), **updates}
     return spec.model_copy(update={"provenance": Provenance.model_validate(merged)})
+
+
+# -- rehearsal record: the gate between research and a real arm -------------------------
+REHEARSAL_FILE = "rehearsal.json"
+
+
+class Rehearsal(BaseModel):
+    """The result of `robo-agent rehearse`, bound to the model it tested by sha256."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    passed: bool
+    episodes: int = Field(ge=0)
+    ros_success: float
+    direct_success: float
+    parity: float | None = None
+    created_utc: str = ""
+
+
+def write_rehearsal(folder: str | Path, record: Rehearsal) -> Path:
+    """Write `rehearsal.json` atomically beside the artifact."""
+    target = Path(folder) / REHEARSAL_FILE
+    tmp = target.with_name(f".{REHEARSAL_FILE}.tmp")
+    tmp.write_text(json.dumps(record.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def load_rehearsal(folder: str | Path) -> Rehearsal | None:
+    """The artifact's rehearsal record, None when there is none; malformed -> ArtifactError."""
+    path = Path(folder) / REHEARSAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Rehearsal.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: malformed JSON: {err}") from None
+    except ValidationError as err:
+        raise ArtifactError(f"{path}: invalid rehearsal record: "
+                            f"{validation_problems(err)}") from None
+
+
+def rehearsal_problem(folder: str | Path, spec: PolicySpec) -> str | None:
+    """Why the artifact has no passing rehearsal for its exact model (None when it has)."""
+    path = Path(folder) / REHEARSAL_FILE
+    try:
+        record = load_rehearsal(folder)
+    except ArtifactError as err:
+        return str(err)
+    if record is None:
+        return f"{path}: missing (run `robo-agent rehearse {folder}` first)"
+    if record.artifact_sha256 != spec.model_sha256:
+        return (f"{path}: field artifact_sha256 {record.artifact_sha256[:12]}... is for another "
+                f"model than policy.json's model_sha256 {spec.model_sha256[:12]}...")
+    if not record.passed:
+        return (f"{path}: field passed is false (ROS success {record.ros_success:.2f}, "
+                f"direct {record.direct_success:.2f}, parity {record.parity})")
+    return None

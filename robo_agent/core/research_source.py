@@ -32,7 +32,8 @@ _LINE = re.compile(
 
 #: Modules a candidate may import from this package (the artifact writer); nothing else of ours.
 ALLOWED_OWN_MODULES = frozenset(
-    {"robo_agent.autoresearch.onnx_policy", "robo_agent.core.artifact", "robo_agent.sim"}
+    {"robo_agent.autoresearch.onnx_policy", "robo_agent.core.artifact", "robo_agent.policy",
+     "robo_agent.sim"}
 )
 FORBIDDEN_MODULES = frozenset({"pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"})
 #: Text that only code peeking at the evaluation set-up would contain.

@@ -142,6 +142,10 @@ class CameraImageArgs(_Args):
 
 class RunPolicyArgs(_Args):
     name: str = Field(min_length=1, max_length=200, description="Policy name from list_policies.")
+    goal: list[float] | None = Field(
+        default=None, min_length=3, max_length=3,
+        description="Goal [x, y, z] in metres, robot base frame (reach policies).",
+    )
     duration: float | None = Field(
         default=None, gt=0.0, le=600.0, description="Stop after this many seconds."
     )
@@ -266,6 +270,8 @@ _SPECS = [
         True,
     ),
     ToolSpec("stop_policy", "Stop the learned policy that is running, if any.", NoArgs, False),
+    ToolSpec("policy_status", "State of the running (or last) learned policy: name, goal, "
+             "finished or not, final error.", NoArgs, False),
     ToolSpec(
         "confirm_plan",
         "Execute a motion that was held for confirmation, by its single-use 'plan_id'. Only "

@@ -44,6 +44,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "ik_tolerance": (0.01, "m, largest IK position residual accepted as reachable"),
     "orientation_tolerance": (0.1, "rad, largest IK orientation error accepted"),
     "settle_timeout": (2.0, "s allowed after a motion's duration to reach tolerance"),
+    "policies": ("", "policy artifact folder for the policy tools ('' = "
+                 "~/.ros/robo_agent/policies)"),
+    "rehearsal_required": (False, "run_policy refuses artifacts without a passing rehearsal"),
 }
 
 

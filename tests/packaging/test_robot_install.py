@@ -4,7 +4,7 @@ Each entry point runs in a fresh interpreter, importing what it imports when it 
 (its module, the modules its handler imports, and for the bridge the kinematics and the
 safety envelope at work), and must leave torch, pybullet and gymnasium out of
 `sys.modules` even though they are installed here. Add new robot-path entry points to
-`ENTRY_POINTS` (policy_runner and `robo-agent deploy` join when they land).
+`ENTRY_POINTS`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ for name in ("panda", "iiwa", "xarm6"):
     kin.ik(kin.ee_pose(home + 0.05)[0], q0=home)
 """,
     "agent_node": "import robo_agent.ros.agent_node\nimport robo_agent.ros.tool_executor\n",
+    "policy_runner": """
+import numpy as np
+import robo_agent.ros.policy_runner
+import robo_agent.ros.tool_policies
+from robo_agent.core.policy_loop import PolicyLoop
+from robo_agent.policy import OnnxPolicy
+""",
+    "robo-agent deploy": _CLI.format(command="deploy") + "import robo_agent.deploy.cli\n",
     "robo-agent mcp": _CLI.format(command="mcp") + "import robo_agent.agent.mcp_server\n",
     "robo-agent chat": _CLI.format(command="chat")
     + "import robo_agent.agent.llm\nimport robo_agent.agent.session\n",

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from robo_agent.autoresearch.onnx_policy import OnnxPolicy
 from robo_agent.autoresearch.workspace import Workspace
+
+from robo_agent.policy import OnnxPolicy
 
 pytestmark = [pytest.mark.research, pytest.mark.slow]
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from robo_agent.autoresearch.onnx_policy import OnnxPolicy, build_mlp_model, write_artifact
+from robo_agent.autoresearch.onnx_policy import build_mlp_model, write_artifact
 
 from robo_agent.core.artifact import ArtifactError
+from robo_agent.policy import OnnxPolicy
 
 pytestmark = pytest.mark.research
 

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from robo_agent.autoresearch.onnx_policy import OnnxPolicy
 from robo_agent.autoresearch.proposers import RandomProposer
 from robo_agent.autoresearch.runner import Runner
 from robo_agent.autoresearch.workspace import Workspace
+
+from robo_agent.policy import OnnxPolicy
 
 pytestmark = [pytest.mark.research, pytest.mark.slow]
 

@@ -172,11 +172,14 @@ def test_object_poses_and_camera(bridge: Any) -> None:
     assert "image_png" not in r
 
 
-def test_policy_tools_are_unavailable(bridge: Any) -> None:
-    for tool, args in (("list_policies", {}), ("run_policy", {"name": "x"}), ("stop_policy", {})):
-        r = bridge.call(tool, args)
-        assert not r["ok"] and r["error"] == "unavailable"
-        assert "no policies installed" in r["message"]
+def test_policy_tools_without_that_policy(bridge: Any) -> None:
+    r = bridge.call("list_policies", {})
+    assert r["ok"], r
+    r = bridge.call("run_policy", {"name": "no_such_policy", "goal": [0.5, 0.0, 0.3]})
+    assert not r["ok"] and r["error"] == "unavailable"
+    assert "no policy named 'no_such_policy'" in r["message"]
+    r = bridge.call("stop_policy", {})
+    assert r["ok"] and "no policy is running" in r["message"]
 
 
 def test_estop_latches_across_interfaces(bridge: Any, ros_domain: int,

@@ -22,6 +22,7 @@ from rcl_interfaces.srv import ListParameters
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.xml"))
 VAR = re.compile(r"\$\(var ([A-Za-z_][A-Za-z0-9_]*)\)")
+EVAL = re.compile(r"^\$\(eval '(.*)'\)$")
 
 
 def resolve_executable(pkg: str, exe: str) -> Path:
@@ -48,10 +49,16 @@ def parse_launch(path: Path, overrides: dict[str, str]) -> list[dict[str, Any]]:
     args.update(overrides)
 
     def sub(text: str) -> str:
-        return VAR.sub(lambda m: args[m.group(1)], text)
+        text = VAR.sub(lambda m: args[m.group(1)], text)
+        expr = EVAL.match(text)  # launch's $(eval 'python expression')
+        return str(eval(expr.group(1).replace("\\'", "'"))).lower() if expr else text
 
+    for let in root.findall("let"):
+        args[let.get("name")] = sub(let.get("value", ""))
     nodes = []
     for node in root.findall("node"):
+        if node.get("if") is not None and sub(node.get("if")) != "true":
+            continue
         nodes.append({
             "pkg": node.get("pkg"), "exec": node.get("exec"), "name": node.get("name"),
             "params": {p.get("name"): sub(p.get("value", "")) for p in node.findall("param")},
@@ -60,10 +67,21 @@ def parse_launch(path: Path, overrides: dict[str, str]) -> list[dict[str, Any]]:
 
 
 def test_launch_files_exist_and_take_the_documented_args() -> None:
-    assert [p.name for p in LAUNCH_FILES] == ["robot.launch.xml", "sim.launch.xml"]
+    assert [p.name for p in LAUNCH_FILES] == ["policy.launch.xml", "robot.launch.xml",
+                                              "sim.launch.xml"]
     for path in LAUNCH_FILES:
         args = {a.get("name") for a in ET.parse(path).getroot().findall("arg")}
         assert {"robot", "safety", "dry_run"} <= args, path.name
+    policy_args = {a.get("name") for a in ET.parse(LAUNCH_FILES[0]).getroot().findall("arg")}
+    assert {"artifact", "sim", "goal"} <= policy_args
+
+
+def test_policy_launch_requires_a_rehearsal_unless_simulated() -> None:
+    for sim, required in (("true", "false"), ("false", "true")):
+        nodes = parse_launch(LAUNCH_FILES[0], {"artifact": "/a", "sim": sim})
+        runner = next(n for n in nodes if n["exec"] == "policy_runner")
+        assert runner["params"]["rehearsal_required"] == required
+        assert ("sim_robot" in [n["exec"] for n in nodes]) == (sim == "true")
 
 
 def list_parameters(probe: Any, node: str) -> set[str]:
@@ -100,6 +118,10 @@ def test_launch_file_nodes_start_declare_params_and_stop(
         tmp_path: Path) -> None:
     probe, ros_domain = launch_probe, launch_domain
     overrides = {"audit_log": str(tmp_path / "audit.jsonl"), "safety": "unattended"}
+    if launch_file.name == "policy.launch.xml":  # a hand-built artifact, in simulation
+        from policy_artifacts import constant_artifact
+
+        overrides.update(sim="true", artifact=str(constant_artifact(tmp_path / "art", [0.0] * 7)))
     nodes = parse_launch(launch_file, overrides)
     assert nodes
     procs: list[tuple[dict[str, Any], Any]] = []

@@ -42,7 +42,8 @@ def test_every_record_names_a_commit_and_a_command() -> None:
     assert records
     for name, record in records:
         assert re.fullmatch(r"[0-9a-f]{7,40}(\+dirty)?", record["commit"]), name
-        assert record["command"].startswith(("python ", "bash ", "bench/", "cd ", "robo-agent ")), name
+        prefixes = ("python ", "bash ", "bench/", "cd ", "robo-agent ")
+        assert record["command"].startswith(prefixes), name
 
 
 def test_newest_record_wins_and_checks_decide_met(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ from robo_agent.core.tools import (
 EXPECTED = [
     "get_robot_state", "move_joints", "move_end_effector", "move_end_effector_relative",
     "set_gripper", "stop", "emergency_stop", "reset_emergency_stop", "get_camera_image",
-    "get_object_poses", "list_policies", "run_policy", "stop_policy", "confirm_plan",
+    "get_object_poses", "list_policies", "run_policy", "stop_policy", "policy_status",
+    "confirm_plan",
 ]
 
 

@@ -1,0 +1,210 @@
+"""Policy runner figures, measured in one run (issue 7):
+
+1. obs -> command latency p50/p99 inside `policy_runner` (from reading the state to the
+   publish: observation assembly, FK, ONNX, envelope, message; and from the state's
+   arrival), goal p99 <= 1 ms;
+2. the control loop at 100, 250 and 500 Hz for `--seconds` each: achieved rate, missed
+   deadlines, period jitter p99 (goals: 0 missed at 100 Hz; >= 0.98 of 500 Hz with jitter
+   p99 <= 0.5 ms), next to a bare Python deadline loop (no ROS, no policy) at the same
+   rate in this process as the reference (load from others cancels out in the ratio);
+3. `policy_runner` RSS (goal <= 300 MB) and process start -> first command received
+   (goal <= 2 s).
+
+    python bench/deploy.py [--seconds 60] [--rates 100 250 500]
+
+The runner runs as its own process in a private ROS domain; this process feeds
+/joint_states at 1 kHz (a thread, not a timer) and counts the commands it receives. The
+policy is a hand-built constant-action ONNX artifact of the Panda reach shape (the same
+model size as research exports: the MLP's cost does not depend on its weights). Writes
+`docs/benchmarks/detail/deploy.json` with the git commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+import numpy as np
+import psutil
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory
+
+from robo_agent.core.robot_spec import load_robot
+from robo_agent.ros import interfaces as ifc
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "ros"))
+from policy_artifacts import reach_fields  # noqa: E402
+
+
+def research_shaped_artifact(folder: Path) -> Path:
+    """A 2x256 ReLU MLP (the research trainer's default size) with random weights."""
+    from robo_agent.autoresearch.onnx_policy import build_mlp_model, write_artifact
+
+    fields = reach_fields()
+    rng = np.random.default_rng(0)
+    n_in = sum(i["size"] for i in fields["inputs"])
+    sizes = [n_in, 256, 256, fields["action_dim"]]
+    weights = [rng.normal(0, 0.05, (sizes[i + 1], sizes[i])) for i in range(3)]
+    biases = [np.zeros(sizes[i + 1]) for i in range(3)]
+    write_artifact(folder, build_mlp_model(weights, biases, np.zeros(n_in), np.ones(n_in)),
+                   fields)
+    return folder
+
+
+class Bench:
+    def __init__(self, domain: int) -> None:
+        self.robot = load_robot("panda")
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = rclpy.create_node("deploy_bench", context=self.context)
+        self.commands = 0
+        self.first_command: float | None = None
+        self.status: dict[str, str] = {}
+        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(JointTrajectory, "/arm_controller/joint_trajectory",
+                                      self._on_cmd, qos)
+        self.node.create_subscription(DiagnosticArray, "/robo_agent/policy/status",
+                                      self._on_status, ifc.COMMANDS)
+        self.pub = self.node.create_publisher(JointState, "/joint_states", ifc.STATES)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.running = True
+        threading.Thread(target=self._feed, daemon=True).start()
+
+    def _feed(self) -> None:
+        msg = JointState(name=self.robot.joint_names, position=self.robot.home,
+                         velocity=[0.0] * self.robot.dof)
+        deadline = time.perf_counter()
+        while self.running:
+            self.pub.publish(msg)
+            deadline += 0.001
+            time.sleep(max(0.0, deadline - time.perf_counter()))
+
+    def _on_cmd(self, msg: JointTrajectory) -> None:
+        if msg.points:
+            self.commands += 1
+            if self.first_command is None:
+                self.first_command = time.monotonic()
+
+    def _on_status(self, msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            self.status = {kv.key: kv.value for kv in st.values}
+
+    def close(self) -> None:
+        self.running = False
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def reference_loop(rate: float, seconds: float) -> dict[str, float]:
+    """A bare deadline loop (deadline += period, sleep the rest) in this process."""
+    period = 1.0 / rate
+    ticks, missed = [], 0
+    deadline = time.perf_counter()
+    end = deadline + seconds
+    while time.perf_counter() < end:
+        ticks.append(time.perf_counter())
+        deadline += period
+        delay = deadline - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            missed += 1
+    t = np.asarray(ticks)
+    return {"rate_hz": (len(t) - 1) / (t[-1] - t[0]), "missed": missed,
+            "jitter_ms_p99": float(np.percentile(np.abs(np.diff(t) - period) * 1000, 99))}
+
+
+def run_rate(bench: Bench, artifact: Path, rate: float, seconds: float, domain: int,
+             tmp: Path) -> dict[str, float]:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    cmd = [sys.executable, "-m", "robo_agent.ros.policy_runner", "--ros-args",
+           "-p", f"artifact:={artifact}", "-p", "goal:=[0.45, 0.0, 0.3]",
+           "-p", f"rate_hz:={rate}", "-p", f"audit_log:={tmp / 'audit.jsonl'}",
+           "-p", "success_steps:=100000000"]
+    bench.first_command, bench.commands, bench.status = None, 0, {}
+    t_start = time.monotonic()
+    proc = subprocess.Popen(cmd, env=env, stdout=(tmp / f"runner_{rate:g}.log").open("wb"),
+                            stderr=subprocess.STDOUT)
+    try:
+        while bench.first_command is None and time.monotonic() - t_start < 60:
+            time.sleep(0.005)
+        startup = (bench.first_command or float("nan")) - t_start
+        time.sleep(seconds)
+        status = dict(bench.status)
+        rss = psutil.Process(proc.pid).memory_info().rss / 2**20
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    out = {k: float(v) for k, v in status.items()
+           if k in ("loop_rate_hz", "missed_deadlines", "ticks", "period_jitter_ms_p99",
+                    "compute_ms_p50", "compute_ms_p99", "obs_to_command_ms_p50",
+                    "obs_to_command_ms_p99")}
+    out.update(rss_mb=rss, startup_to_first_command_s=startup, exit_code=proc.returncode)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 250.0, 500.0])
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "docs" / "benchmarks" / "detail" / "deploy.json")
+    args = parser.parse_args()
+    domain = random.randint(150, 230)
+    results: dict[str, dict] = {}
+    with TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        artifact = research_shaped_artifact(tmp / "artifact")
+        bench = Bench(domain)
+        try:
+            for rate in args.rates:
+                runner = run_rate(bench, artifact, rate, args.seconds, domain, tmp)
+                ref = reference_loop(rate, min(args.seconds, 20.0))
+                results[f"{rate:g}"] = {"runner": runner, "reference_loop": ref}
+                print(f"{rate:g} Hz: runner {runner['loop_rate_hz']:.1f} Hz "
+                      f"({runner['loop_rate_hz'] / rate:.4f} of target), missed "
+                      f"{runner['missed_deadlines']:.0f}, jitter p99 "
+                      f"{runner['period_jitter_ms_p99']:.3f} ms | bare loop "
+                      f"{ref['rate_hz'] / rate:.4f}, missed {ref['missed']}, jitter p99 "
+                      f"{ref['jitter_ms_p99']:.3f} ms | compute p50/p99 "
+                      f"{runner['compute_ms_p50']:.3f}/{runner['compute_ms_p99']:.3f} ms, "
+                      f"arrival->publish p50/p99 {runner['obs_to_command_ms_p50']:.3f}/"
+                      f"{runner['obs_to_command_ms_p99']:.3f} ms | RSS "
+                      f"{runner['rss_mb']:.0f} MB, start->first command "
+                      f"{runner['startup_to_first_command_s']:.2f} s", flush=True)
+        finally:
+            bench.close()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    record = {"bench": "deploy", "commit": commit, "cpus": os.cpu_count(),
+              "load_avg_1m": os.getloadavg()[0], "seconds_per_rate": args.seconds,
+              "machine": "shared 2-core machine (five engineers at once)",
+              "command": "python bench/deploy.py " + " ".join(sys.argv[1:]),
+              "results": results,
+              "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+"""`policy_runner`: runs an exported policy artifact on an arm over ros2_control topics.
+
+Thin node: parameters, topics and timing. The decisions (observation assembly, action
+semantics, guards) are `robo_agent.core.policy_loop.PolicyLoop`; every command passes the
+safety envelope. A control thread keeps a deadline-corrected schedule (deadline +=
+period, never `sleep(dt)`), counts missed deadlines, and publishes one-point
+`JointTrajectory` messages (time_from_start = one period) or `Float64MultiArray` position
+commands. Status goes to `/robo_agent/policy/status` (`diagnostic_msgs/DiagnosticArray`).
+SIGINT sends one hold at the measured pose, then the process exits 0.
+
+Imports no torch, pybullet or gymnasium: onnxruntime, numpy, rclpy and the kinematics.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from robo_agent.core.artifact import ArtifactError, rehearsal_problem
+from robo_agent.core.audit import AuditLog
+from robo_agent.core.observation import compatibility_problems
+from robo_agent.core.policy_loop import SOURCE, LoopConfig, PolicyLoop, Step
+from robo_agent.core.robot_spec import RobotSpecError, load_robot
+from robo_agent.core.safety import SafetyEnvelope
+from robo_agent.core.safety_policy import SafetyPolicyError, load_policy
+from robo_agent.core.tools import ToolError
+from robo_agent.ros import interfaces as ifc
+from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
+
+STATUS_TOPIC = "/robo_agent/policy/status"
+GOAL_TOPIC = "/robo_agent/policy/goal"
+LEVEL = {"idle": 0, "ramping": 0, "running": 0, "done": 0, "holding": 1, "refused": 2,
+         "estopped": 2}
+
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "artifact": ("", "policy artifact folder (policy.onnx + policy.json)"),
+    "robot": ("", "robot description name or YAML path ('' = the artifact's robot)"),
+    "goal": ("", "[x, y, z] in the robot base frame, m ('' = wait for goal_topic)"),
+    "goal_topic": (GOAL_TOPIC, "geometry_msgs/PoseStamped goals in the robot base frame"),
+    "rate_hz": (0.0, "control rate, Hz (0 = the artifact's control rate)"),
+    "max_duration": (0.0, "s from the first command until the runner stops (0 = none)"),
+    "dry_run": (False, "true: commands go to /robo_agent/preview/<topic> only"),
+    "safety": ("", "safety policy name in config/safety or a YAML path ('' = default)"),
+    "rehearsal_required": (False, "refuse an artifact without a passing rehearsal.json"),
+    "command_interface": ("trajectory", "'trajectory' (JointTrajectory to the arm "
+                          "controller) or 'position' (Float64MultiArray to the position one)"),
+    "joint_states_topic": (ifc.JOINT_STATES_TOPIC, "JointState input (joints matched by name)"),
+    "estop_topic": (ifc.ESTOP_TOPIC, "latched std_msgs/Bool e-stop"),
+    "status_topic": (STATUS_TOPIC, "diagnostic_msgs/DiagnosticArray status output"),
+    "ramp_time": (0.2, "s of soft start: actions scale from 0 to 1"),
+    "success_steps": (3, "control steps within the success radius that end the run"),
+    "actuation_latency_ms": (0.0, "extra delay before each command is published (rehearsal)"),
+    "audit_log": ("", "JSONL audit log ('' = ~/.ros/robo_agent/audit.jsonl)"),
+    "exit_when_done": (True, "exit the process when the run ends (done/refused/e-stop)"),
+}
+
+
+class RunnerRefused(ValueError):
+    """The artifact, robot, goal or configuration cannot run; nothing was published."""
+
+
+class PolicyRunnerNode(Node):
+    """Loads one artifact and drives the arm with it until done, stopped or refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("policy_runner", **kwargs)
+        for name, (default, text) in PARAMETERS.items():
+            self.declare_parameter(name, default,
+                                   ParameterDescriptor(description=text, dynamic_typing=True))
+        p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        self.p = p
+        from robo_agent.policy import OnnxPolicy  # onnxruntime: only when a node is built
+
+        if not str(p["artifact"]):
+            raise RunnerRefused("parameter 'artifact' is empty: give the artifact folder")
+        self.policy = OnnxPolicy(str(p["artifact"]))
+        spec = self.policy.spec
+        self.spec = load_robot(str(p["robot"]) or spec.robot)
+        problems = compatibility_problems(spec, self.spec)
+        if problems:
+            raise RunnerRefused(f"{Path(str(p['artifact'])) / 'policy.json'}: "
+                                + "; ".join(problems))
+        if bool(p["rehearsal_required"]):
+            why = rehearsal_problem(str(p["artifact"]), spec)
+            if why:
+                raise RunnerRefused(f"rehearsal required on this robot: {why}")
+        rate = float(p["rate_hz"]) or spec.control_rate_hz
+        if not (0 < rate <= 2000):
+            raise RunnerRefused(f"rate_hz {rate} outside (0, 2000]")
+        self.period = 1.0 / rate
+        self.mode = str(p["command_interface"])
+        if self.mode not in ("trajectory", "position"):
+            raise RunnerRefused(f"command_interface '{self.mode}' is not 'trajectory' or "
+                                "'position'")
+        from robo_agent.kinematics import Kinematics  # pinocchio: no simulator on the robot
+
+        self.kin = Kinematics.for_robot(self.spec)
+        audit_path = str(p["audit_log"]) or Path.home() / ".ros" / "robo_agent" / "audit.jsonl"
+        self.audit = AuditLog(audit_path)
+        self.envelope = SafetyEnvelope(self.spec, load_policy(str(p["safety"]) or None),
+                                       self.audit, kinematics=self.kin)
+        self.dry_run = bool(p["dry_run"] or self.envelope.policy.dry_run)
+        goal = goal_from_param(p["goal"])
+        if goal is not None:
+            self._check_goal(goal)
+        cfg = LoopConfig(control_dt=self.period, max_duration=float(p["max_duration"]),
+                         ramp_time=float(p["ramp_time"]), success_steps=int(p["success_steps"]))
+        guard = self.envelope.check_stream_command
+        self.loop = PolicyLoop(spec, self.spec, goal if goal is not None else np.zeros(3),
+                               self.policy.act_one, self.kin.ee_pose, self.kin.ee_velocity,
+                               guard, cfg)
+        self.has_goal = goal is not None
+
+        # -- state in (joints matched by name), e-stop, goals ----------------------------
+        self._lock = threading.Lock()
+        self._index = {n: i for i, n in enumerate(self.spec.joint_names)}
+        self._q = np.full(self.spec.dof, np.nan)
+        self._qd = np.zeros(self.spec.dof)
+        self._seen = np.zeros(self.spec.dof, dtype=bool)
+        self._stamp: float | None = None
+        self.estopped = False
+        self._estop_at: float | None = None
+        self.estop_reaction: float | None = None  # s from the e-stop's arrival to the hold
+        self.create_subscription(JointState, str(p["joint_states_topic"]), self._on_state,
+                                 ifc.STATES)
+        self.create_subscription(Bool, str(p["estop_topic"]), self._on_estop, ifc.LATCHED)
+        self.create_subscription(PoseStamped, str(p["goal_topic"]), self._on_goal, ifc.COMMANDS)
+
+        # -- commands out ----------------------------------------------------------------
+        ctl = self.spec.controllers
+        topic = ctl.trajectory_topic if self.mode == "trajectory" else ctl.position_topic
+        self.command_topic = ifc.preview_topic(topic) if self.dry_run else topic
+        msg_type = JointTrajectory if self.mode == "trajectory" else Float64MultiArray
+        self.pub_cmd = self.create_publisher(msg_type, self.command_topic, ifc.COMMANDS)
+        self.pub_status = self.create_publisher(DiagnosticArray, str(p["status_topic"]),
+                                                ifc.COMMANDS)
+        self._latency = float(p["actuation_latency_ms"]) / 1000.0
+        self._delayed: deque[tuple[float, Any]] = deque()
+
+        # -- timing figures --------------------------------------------------------------
+        self.missed = 0
+        self.ticks = 0
+        self._compute = deque(maxlen=2000)  # s from reading the state to the publish
+        self._obs_age = deque(maxlen=2000)  # s from the state's arrival to the publish
+        self._tick_times: deque[float] = deque(maxlen=5000)
+        self._first_tick: float | None = None
+        self.first_command_time: float | None = None
+        self.t_created = time.monotonic()
+        self.interrupted = threading.Event()
+        self.finished = threading.Event()
+        self._running = True
+        self._closed = False
+        self._status_due = True
+        self.create_timer(0.02, self._status_timer)
+        self._last_status = 0.0
+        self._thread = threading.Thread(target=self._control, name="policy_control",
+                                        daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"policy_runner: {spec.task} on {self.spec.name} at {rate:g} Hz, commands to "
+            f"{self.command_topic}{' (dry run)' if self.dry_run else ''}; goal "
+            f"{'from ' + str(p['goal_topic']) if goal is None else np.round(goal, 3).tolist()}")
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _check_goal(self, goal: np.ndarray) -> None:
+        try:
+            self.envelope.check_ee_point(SOURCE, goal, "policy goal")
+        except ToolError as err:
+            raise RunnerRefused(err.message) from None
+
+    def _on_state(self, msg: JointState) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for k, name in enumerate(msg.name[: len(msg.position)]):
+                i = self._index.get(name)
+                if i is not None:
+                    self._q[i] = msg.position[k]
+                    self._qd[i] = msg.velocity[k] if k < len(msg.velocity) else 0.0
+                    self._seen[i] = True
+            if self._seen.all():  # a state missing a joint never counts as fresh
+                self._stamp = now
+
+    def _on_estop(self, msg: Bool) -> None:
+        if bool(msg.data) and not self.estopped:
+            self._estop_at = time.monotonic()
+        self.estopped = bool(msg.data)
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        try:
+            goal = goal_from_pose(msg, self.spec.base_frame)
+            self._check_goal(goal)
+        except (RunnerRefused, ValueError) as err:
+            self.audit.record(SOURCE, "refused", f"goal refused: {err}", "goal")
+            self.get_logger().error(f"goal refused: {err}")
+            self.publish_status(extra={"goal_refused": str(err)})
+            return
+        self.loop.goal = goal
+        self.has_goal = True
+        self.audit.record(SOURCE, "allowed", f"goal {np.round(goal, 3).tolist()}", None)
+
+    def measured(self) -> tuple[np.ndarray | None, np.ndarray | None, float | None, float]:
+        with self._lock:
+            if self._stamp is None:
+                return None, None, None, 0.0
+            return self._q.copy(), self._qd.copy(), time.monotonic() - self._stamp, self._stamp
+
+    # -- outputs ---------------------------------------------------------------------------
+    def _message(self, q: np.ndarray | None) -> Any:
+        if self.mode == "position":
+            return None if q is None else Float64MultiArray(data=[float(v) for v in q])
+        if q is None:  # an empty trajectory: the controller stops and holds its setpoint
+            msg = JointTrajectory()
+            msg.joint_names = list(self.spec.joint_names)
+            return msg
+        return ifc.trajectory_msg(self.spec.joint_names, [(self.period, q, None)])
+
+    def _publish(self, msg: Any) -> None:
+        if msg is None:
+            return
+        if self._latency > 0:
+            self._delayed.append((time.monotonic() + self._latency, msg))
+        else:
+            self.pub_cmd.publish(msg)
+
+    def _flush_delayed(self) -> None:
+        now = time.monotonic()
+        while self._delayed and self._delayed[0][0] <= now:
+            self.pub_cmd.publish(self._delayed.popleft()[1])
+
+    def hold_at_measured(self) -> None:
+        """One hold command at the measured pose (or an empty trajectory without state)."""
+        q, _, age, _ = self.measured()
+        fresh = q is not None and age is not None and age <= 2 * self.period
+        msg = self._message(q if fresh else None)
+        if msg is not None:
+            self.pub_cmd.publish(msg)
+
+    def _apply(self, step: Step, q: np.ndarray | None, stamp: float, t_read: float) -> None:
+        if step.kind == "command":
+            self._publish(self._message(step.command))
+            now = time.monotonic()
+            self._compute.append(now - t_read)
+            self._obs_age.append(now - stamp)
+            if self.first_command_time is None:
+                self.first_command_time = now
+        elif step.kind == "hold":
+            fresh = step.state != "holding" or self.loop.stats.guard == "nan_action"
+            self._publish(self._message(q if fresh else None))
+            if step.state == "estopped" and self._estop_at is not None:
+                self.estop_reaction = time.monotonic() - self._estop_at
+            self.get_logger().warning(f"{step.state}: {step.reason}")
+            self.audit.record(SOURCE, "refused" if step.state in ("holding", "estopped")
+                              else "allowed", f"hold: {step.reason}", self.loop.stats.guard)
+
+    # -- control thread --------------------------------------------------------------------
+    def _control(self) -> None:
+        deadline = time.perf_counter()
+        last_state = ""
+        while self._running and rclpy.ok(context=self.context):
+            if self.interrupted.is_set():
+                break
+            self._flush_delayed()
+            if self.has_goal and not self.loop.finished:
+                t_read = time.monotonic()
+                q, qd, age, stamp = self.measured()
+                if q is not None and not self.dry_run \
+                        and self.pub_cmd.get_subscription_count() == 0:
+                    # a command nobody receives is lost silently: hold until one listens
+                    step = self.loop.block("no_controller", f"no controller is listening on "
+                                           f"{self.command_topic}; is it running?")
+                else:
+                    step = self.loop.step(t_read, q, qd, age, self.estopped)
+                self._apply(step, q, stamp, t_read)
+            self.ticks += 1
+            now_pc = time.perf_counter()
+            self._tick_times.append(now_pc)
+            if self._first_tick is None:
+                self._first_tick = now_pc
+            if self.loop.state != last_state:  # published by the executor's timer, off
+                last_state = self.loop.state  # this thread (percentiles take a moment)
+                self._status_due = True
+            if self.loop.finished and not self._delayed:
+                self.finished.set()
+                if bool(self.p["exit_when_done"]):
+                    break
+            deadline += self.period
+            delay = deadline - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                self.missed += 1
+                if delay < -10 * self.period:  # far behind: restart the schedule, no burst
+                    deadline = time.perf_counter()
+        self.finished.set()
+
+    def figures(self) -> dict[str, float]:
+        t = np.asarray(self._tick_times)
+        rate = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 2 and t[-1] > t[0] else 0.0
+        if self._first_tick is not None and len(t) and t[-1] > self._first_tick:
+            rate = (self.ticks - 1) / (t[-1] - self._first_tick)  # over the whole run
+        comp = np.asarray(self._compute) * 1000
+        age = np.asarray(self._obs_age) * 1000
+        out = {"loop_rate_hz": rate, "target_rate_hz": 1.0 / self.period,
+               "missed_deadlines": float(self.missed), "ticks": float(self.ticks)}
+        if len(t) > 10:
+            jitter = np.abs(np.diff(t) - self.period) * 1000
+            out["period_jitter_ms_p99"] = float(np.percentile(jitter, 99))
+        if comp.size:
+            out.update(compute_ms_p50=float(np.percentile(comp, 50)),
+                       compute_ms_p99=float(np.percentile(comp, 99)),
+                       obs_to_command_ms_p50=float(np.percentile(age, 50)),
+                       obs_to_command_ms_p99=float(np.percentile(age, 99)))
+        if self.estop_reaction is not None:
+            out["estop_reaction_ms"] = self.estop_reaction * 1000
+        if self.first_command_time is not None:
+            out["startup_to_first_command_s"] = self.first_command_time - self.t_created
+        return out
+
+    def _status_timer(self) -> None:
+        now = time.monotonic()
+        if self._status_due or now - self._last_status >= 0.2:  # on change, else 5 Hz
+            self._status_due = False
+            self._last_status = now
+            self.publish_status()
+
+    def publish_status(self, extra: dict[str, object] | None = None) -> None:
+        st = self.loop.stats
+        values: dict[str, object] = {
+            "state": self.loop.state, "artifact": str(self.p["artifact"]),
+            "task": self.loop.spec.task, "command_topic": self.command_topic,
+            "dry_run": self.dry_run, "commands": st.commands, "holds": st.holds,
+            "clipped": st.clipped, "last_guard": st.guard, "last_guard_reason": st.guard_reason,
+            "goal": np.round(self.loop.goal, 4).tolist() if self.has_goal else None,
+            **{k: round(v, 4) for k, v in self.figures().items()}, **(extra or {}),
+        }
+        status = DiagnosticStatus(level=bytes([LEVEL.get(self.loop.state, 0)]),
+                                  name="robo_agent/policy_runner", hardware_id=self.spec.name,
+                                  message=self.loop.state + (f": {st.guard_reason}"
+                                                             if st.guard_reason else ""))
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_status.publish(msg)
+
+    def shutdown(self) -> None:
+        self._running = False
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2.0)
+        if not self._closed:  # idempotent: the stream summary once, then close
+            self._closed = True
+            self.envelope.end_stream(SOURCE)
+            self.audit.close()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point for `policy_runner` / `python -m robo_agent.ros.policy_runner --ros-args`."""
+    from rclpy.signals import SignalHandlerOptions
+
+    # Our own SIGINT handling: the context must stay up to send the final hold.
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
+    node: PolicyRunnerNode | None = None
+    code = 0
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT,
+                                                                       signal.SIGTERM)}
+    try:
+        node = PolicyRunnerNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        while rclpy.ok() and not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+            if node.finished.is_set() and bool(node.p["exit_when_done"]):
+                break
+        if stop.is_set():
+            node.interrupted.set()
+            node.shutdown()
+            node.hold_at_measured()
+            node.loop._set("done", "sigint", "interrupted (SIGINT): one hold at the measured pose")
+            node.publish_status()
+            node.get_logger().info("interrupted: hold sent at the measured pose")
+            time.sleep(0.1)  # let DDS deliver the hold before the participant goes away
+        elif node.loop.state in ("refused", "estopped"):
+            code = 1
+        if node is not None and not stop.is_set():
+            node.publish_status()
+            time.sleep(0.05)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ArtifactError, RunnerRefused, RobotSpecError, SafetyPolicyError, ValueError,
+            OSError, ImportError) as err:
+        print(f"policy_runner: refused: {err}", file=sys.stderr)
+        code = 2
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
