@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from typing import Any
 
 TOKEN_ENV = "ROBO_AGENT_MCP_TOKEN"
@@ -143,7 +144,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
     robot = load_robot(args.robot)
     use_llm = not args.offline and llm_configured(args.base_url)
-    executor = _make_executor(args)
+    executor = _Interruptible(_make_executor(args))
     try:
         if use_llm:
             agent: Any = LLMAgent(
@@ -158,7 +159,9 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             )
             mode = f"LLM {args.model} at {agent.base_url}"
         else:
-            agent = OfflineAgent(executor, robot, confirm=_ask_human, auto_confirm=args.yes)
+            # The person types at this terminal: "reset the emergency stop" is theirs to say.
+            agent = OfflineAgent(executor, robot, confirm=_ask_human, auto_confirm=args.yes,
+                                 human_channel=True)
             mode = "offline command grammar (no --base-url and no OPENAI_API_KEY)"
         if args.once is not None:
             return _answer(agent, executor, args.once)
@@ -185,18 +188,96 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         executor.close()
 
 
-def _answer(agent: Any, executor: Any, text: str) -> int:
-    from robo_agent.agent.llm import AgentError, LLMAgent
-    from robo_agent.agent.session import summarize
+def _release_requested(text: str, robot: Any) -> bool:
+    from robo_agent.agent.grammar import GrammarError, parse_command
 
     try:
-        reply = agent.handle(text)
+        calls = parse_command(text, robot)
+    except GrammarError:
+        return False
+    return [c.name for c in calls] == ["reset_emergency_stop"]
+
+
+def _handle_interruptibly(agent: Any, executor: Any, text: str) -> Any:
+    """Run the command on a worker thread; Ctrl-C here stops the arm, then re-raises.
+
+    KeyboardInterrupt is raised wherever the main thread happens to be. Raised inside the
+    motion (in the executor's lock and condition-variable waits) it could leave a lock
+    held and the stop that follows waiting on it; here it only ever interrupts this
+    wait, and the motion ends because `stop` aborts it, through the executor's own path.
+    """
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["reply"] = agent.handle(text)
+        except BaseException as err:  # handed to the main thread
+            box["error"] = err
+
+    executor.interrupted.clear()
+    worker = threading.Thread(target=work, name="chat-command", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        executor.interrupted.set()
+        box["stopped"] = executor.call("stop", {})
+        worker.join(5.0)  # the aborted motion reports back quickly
+        raise _Interrupted(box["stopped"]) from None
+    if "error" in box:
+        raise box["error"]
+    return box["reply"]
+
+
+class _Interruptible:
+    """The executor the chat agents use: after Ctrl-C, no further motion of that command.
+
+    The agent's thread may still be talking to the LLM when the person interrupts; any
+    motion it asks for afterwards is refused until the next command starts.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.interrupted = threading.Event()
+
+    def call(self, name: str, arguments: Any = None) -> Any:
+        from robo_agent.core.tools import TOOLS, ToolResult
+
+        spec = TOOLS.get(str(name))
+        if self.interrupted.is_set() and spec is not None and spec.moves_robot:
+            return ToolResult(tool=str(name), ok=False, error="refused",
+                              message="the operator interrupted this command (Ctrl-C); "
+                              "nothing more moves")
+        return self.inner.call(name, arguments)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _Interrupted(Exception):
+    def __init__(self, stop_result: Any) -> None:
+        super().__init__("interrupted")
+        self.stop_result = stop_result
+
+
+def _answer(agent: Any, executor: Any, text: str) -> int:
+    from robo_agent.agent.llm import AgentError, LLMAgent
+    from robo_agent.agent.session import human_release_estop, summarize
+
+    if _release_requested(text, getattr(agent, "robot", None)):
+        # The person at this terminal asked; a model never gets here (the tool is hidden).
+        result = human_release_estop(executor, "typed at the chat terminal")
+        print(summarize(result))
+        return 0 if result.ok else 1
+    try:
+        reply = _handle_interruptibly(agent, executor, text)
     except AgentError as err:
         print(f"robo-agent chat: {err}", file=sys.stderr)
         return 3
-    except KeyboardInterrupt:
+    except _Interrupted as stop:
         # Ctrl-C while a command runs: the person wants the arm to stop, not just the program.
-        print(f"\ninterrupted; {summarize(executor.call('stop', {}))}")
+        print(f"\ninterrupted; {summarize(stop.stop_result)}")
         return 130
 
     if isinstance(agent, LLMAgent):  # the human sees what was measured, not only the LLM's words
