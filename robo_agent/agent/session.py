@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from robo_agent.agent.grammar import GrammarError, parse_command
+from robo_agent.agent.grammar import GrammarError, describe_grammar, is_help, parse_command
 from robo_agent.core.robot_spec import RobotSpec
 from robo_agent.core.tools import TOOLS, ToolExecutor, ToolResult, refuse_human_only
 
@@ -233,6 +233,8 @@ class OfflineAgent:
 
     def handle(self, text: str) -> AgentReply:
         """Parse `text` and run its tool calls; a phrase not understood changes nothing."""
+        if is_help(text):
+            return AgentReply(text=describe_grammar())
         try:
             calls = parse_command(text, self.robot)
         except GrammarError as err:
