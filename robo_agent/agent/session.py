@@ -184,7 +184,7 @@ def sensor_check(executor: ToolExecutor, results: list[ToolResult]) -> str:
         parts.append(f"end effector at {ee} m")
         width = state.data.get("gripper_width")
         if width is not None:
-            parts.append(f"gripper {'closed' if width < 0.001 else 'open'} {width:.3f} m")
+            parts.append(f"gripper {'closed' if width < 0.003 else 'open'} {width:.3f} m")
         grips = [r for r in motions if r.tool == "set_gripper" and "holding_object" in r.data]
         if grips:
             parts.append("holding an object" if grips[-1].data["holding_object"]
