@@ -1,6 +1,6 @@
-"""Agent-interface overhead, measured in one run against a `sim_robot` process.
+"""Agent-interface overhead and the command evaluation suite, in one run against `sim_robot`.
 
-    python bench/agent.py [--calls 300] [--commands 40]
+    python bench/agent.py [--calls 300] [--commands 40] [--no-eval]
 
 Prints, for `get_robot_state` (no motion, so only interface cost is measured):
 - latency of a direct `RosToolExecutor.call` (in-process reference),
@@ -8,13 +8,22 @@ Prints, for `get_robot_state` (no motion, so only interface cost is measured):
   and the ratio MCP / direct;
 - one chat command through `LLMAgent` with the real `openai` client against a scripted
   OpenAI-compatible server on loopback (2 requests: one tool call, one final answer);
-- offline grammar parse time per command.
-It reuses the scripted LLM server and the /joint_states probe of tests/agent/conftest.py.
+- offline grammar parse time per command;
+- the agent's own overhead per tool step, excluding the LLM and the tool itself
+  (`LLMAgent.handle` wall time minus time inside LLM requests minus time inside the
+  model's tool calls, per tool call; the post-motion sensor check counts as overhead),
+  for a read-only step and for a 1 cm motion, as a ratio to the direct call;
+- `eval-commands` success for the offline grammar and for a scripted model (a
+  grammar-backed OpenAI-compatible server: it measures the LLM loop's plumbing and
+  checks, not language understanding).
+Writes docs/benchmarks/detail/agent.json (with the git commit). It reuses the scripted LLM server
+and the /joint_states probe of tests/agent/conftest.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -41,10 +50,112 @@ def row(name: str, s: dict[str, float]) -> str:
     return f"| {name} | {s['n']} | {s['p50']:.3f} | {s['p99']:.3f} | {s['mean']:.3f} |"
 
 
+class Timed:
+    """An executor proxy that records the time spent inside each call."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, float]] = []
+
+    def call(self, name: str, arguments: object = None) -> object:
+        t0 = time.perf_counter()
+        try:
+            return self.inner.call(name, arguments)  # type: ignore[attr-defined]
+        finally:
+            self.calls.append((name, time.perf_counter() - t0))
+
+    def close(self) -> None:
+        pass
+
+
+def step_overhead(llm: ScriptedLLM, executor: object, panda: object, tool: str,
+                  arguments: dict, n: int) -> list[float]:
+    """Per tool step: handle() time - LLM request time - time in the model's tool calls."""
+    from robo_agent.agent.llm import LLMAgent, make_client
+
+    class Measured(LLMAgent):
+        llm_time = 0.0
+
+        def _complete(self, messages: list) -> object:
+            t0 = time.perf_counter()
+            try:
+                return super()._complete(messages)
+            finally:
+                Measured.llm_time += time.perf_counter() - t0
+
+    timed = Timed(executor)
+    agent = Measured(make_client(llm.url, max_retries=0), timed, model="scripted", robot=panda)
+    out = []
+    for i in range(n):
+        args = dict(arguments)
+        if "dz" in args:  # alternate up and down so the arm stays in place
+            args["dz"] = args["dz"] * (1 if i % 2 == 0 else -1)
+        llm.script = [{"tool_calls": [(tool, args)]}, {"content": "ok"}]
+        timed.calls.clear()
+        Measured.llm_time = 0.0
+        t0 = time.perf_counter()
+        reply = agent.handle("do it")
+        total = time.perf_counter() - t0
+        assert reply.results and reply.results[0].ok, reply.text
+        in_tool = timed.calls[0][1]  # the model's call; later ones are the sensor check
+        out.append(total - Measured.llm_time - in_tool)
+        agent._turns.clear()
+    return out
+
+
+def grammar_model(panda: object) -> object:
+    """A scripted model step: the offline grammar as its 'understanding'."""
+    from robo_agent.agent.grammar import GrammarError, describe_grammar, is_help, parse_command
+
+    def step(request: dict) -> dict:
+        msgs = request["messages"]
+        if msgs[-1]["role"] == "user":
+            text = msgs[-1]["content"]
+            if is_help(text):
+                return {"content": describe_grammar()}
+            try:
+                calls = parse_command(text, panda)
+            except GrammarError as err:
+                return {"content": str(err).splitlines()[0]}
+            return {"tool_calls": [(c.name, c.arguments) for c in calls]}
+        last_user = max(i for i, m in enumerate(msgs) if m["role"] == "user")
+        told = [json.loads(m["content"]) for m in msgs[last_user:] if m["role"] == "tool"]
+        return {"content": "; ".join(t["message"] for t in told)}
+    return step
+
+
+def run_eval(executor: object, panda: object, llm_url: str | None) -> dict:
+    from robo_agent.agent.eval_suite import public, run_suite
+    from robo_agent.agent.llm import LLMAgent, make_client
+    from robo_agent.agent.session import OfflineAgent
+
+    if llm_url is None:
+        agent = OfflineAgent(executor, panda)
+        claims = lambda r: "I don't understand" not in r.text  # noqa: E731
+    else:
+        agent = LLMAgent(make_client(llm_url, max_retries=0), executor, model="scripted",
+                         robot=panda)
+        claims = lambda _r: True  # noqa: E731
+    t0 = time.perf_counter()
+    result = run_suite(agent, executor, panda, claims)
+    out = public(result)
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--commands", type=int, default=40)
+    ap.add_argument("--no-eval", action="store_true", help="skip the evaluation suite")
     args = ap.parse_args()
 
     os.environ["ROS_DOMAIN_ID"] = str(random.randint(101, 200))
@@ -114,9 +225,34 @@ def main() -> int:
                 assert reply.ok and reply.text == "ok"
                 agent._turns.clear()  # same prompt size every command
             results["chat command, LLM tool loop (2 requests + 1 tool)"] = stats(per_command)
+            results["agent overhead per tool step, read-only (excl. LLM and tool)"] = stats(
+                step_overhead(llm, executor, panda, "get_robot_state", {}, args.commands))
+            results["agent overhead per tool step, 1 cm motion (excl. LLM and tool)"] = stats(
+                step_overhead(llm, executor, panda, "move_end_effector_relative",
+                              {"dz": 0.01}, args.commands))
         finally:
             llm.close()
         executor.close()
+
+        evals: dict[str, dict] = {}
+        if not args.no_eval:
+            from robo_agent.agent.eval_cli import eval_policy
+            from robo_agent.ros.eval_scene import InjectedObject
+
+            scene = InjectedObject(int(os.environ["ROS_DOMAIN_ID"]))
+            ev = RosToolExecutor("panda", safety_policy=eval_policy(tmp),
+                                 audit_log=tmp / "eval.jsonl", node_name="bench_eval",
+                                 parameters={"image_dir": str(tmp / "images")})
+            llm = ScriptedLLM()
+            try:
+                assert wait_for_robot(ev).ok
+                evals["offline grammar"] = run_eval(ev, panda, None)
+                llm.script = [grammar_model(panda)] * 10_000
+                evals["scripted model (grammar-backed, LLM loop)"] = run_eval(ev, panda, llm.url)
+            finally:
+                llm.close()
+                ev.close()
+                scene.close()
 
         parse = []
         for _ in range(20):
@@ -140,6 +276,25 @@ def main() -> int:
     mcp = results["MCP stdio call_tool (client->server->executor)"]
     print(f"\nMCP / direct p50 ratio: {mcp['p50'] / ref['p50']:.1f}x; "
           f"MCP overhead p50: {mcp['p50'] - ref['p50']:.3f} ms")
+    for key in ("read-only", "1 cm motion"):
+        name = f"agent overhead per tool step, {key} (excl. LLM and tool)"
+        o = results[name]
+        print(f"agent overhead per tool step ({key}): p99 {o['p99']:.3f} ms "
+              f"(goal <= 10 ms), {o['p99'] / ref['p99']:.1f}x the direct call's p99")
+    for name, ev in evals.items():
+        cats: dict[str, list[bool]] = {}
+        for r in ev["commands"]:
+            cats.setdefault(r["category"], []).append(r["passed"])
+        per = ", ".join(f"{c} {sum(v)}/{len(v)}" for c, v in cats.items())
+        print(f"eval-commands, {name}: success {ev['success']:.1%}, claimed_success "
+              f"{ev['claimed_success']:.1%} of {len(ev['commands'])} ({per}); {ev['wall_s']} s")
+    record = {"bench": "agent", "commit": git_commit(), "time": time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": "shared 2-core CPU, no GPU",
+        "command": "python bench/agent.py " + " ".join(sys.argv[1:]),
+        "latency_ms": results, "eval": evals}
+    out = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "detail" / "agent.json"
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """`robo-agent sim`: a scripted controller runs a task through the env, printing success and speed.
 
     robo-agent sim --robot panda --task reach [--episodes N] [--gui] [--seed S]
+                   [--record out.gif | out.mp4 | FRAMES_DIR]
 
 The controller acts through the same joint-space action interface a policy uses
 (`robo_agent.sim.scripted`). Success is the env's `is_success` at the end of each
@@ -34,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--gui", action="store_true", help="open the PyBullet window (real time)")
     p.add_argument("--n-substeps", type=int, default=20,
                    help="physics steps per control step (default 20 at 1/500 s -> 25 Hz)")
+    p.add_argument("--record", metavar="OUT",
+                   help="record the default camera: out.gif, out.mp4 (needs ffmpeg) or a "
+                   "folder of PNG frames (headless: watch a run without a display)")
+    p.add_argument("--record-size", default="320x240", metavar="WxH",
+                   help="recorded frame size (default 320x240)")
+    p.add_argument("--record-every", type=int, default=1, metavar="N",
+                   help="record every N-th control step (default 1)")
     p.set_defaults(func=_cmd_sim)
 
 
@@ -58,6 +66,20 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         print(f"robo-agent sim: {err}", file=sys.stderr)
         return 2
     u = env.unwrapped
+    recorder, size = None, (0, 0)
+    if args.record:
+        from robo_agent.sim.record import Recorder, RecordError
+
+        try:
+            w, h = (int(v) for v in args.record_size.lower().split("x"))
+            if not (16 <= w <= 1920 and 16 <= h <= 1080) or args.record_every < 1:
+                raise ValueError("frame size outside 16..1920 x 16..1080 or --record-every < 1")
+            recorder = Recorder(args.record, fps=1.0 / (u.control_dt * args.record_every))
+            size = (w, h)
+        except (ValueError, RecordError) as err:
+            env.close()
+            print(f"robo-agent sim: --record: {err}", file=sys.stderr)
+            return 2
     controller = ScriptedController(u)
     successes, env_time, env_steps = 0, 0.0, 0
     start = time.perf_counter()
@@ -75,10 +97,14 @@ def _cmd_sim(args: argparse.Namespace) -> int:
                 env_time += time.perf_counter() - t0
                 env_steps += 1
                 done = terminated or truncated
+                if recorder is not None and env_steps % args.record_every == 0:
+                    recorder.add(u.sim.render_rgb(*size))
             successes += bool(info["is_success"])
     finally:
         controller.close()
         env.close()
+        if recorder is not None:
+            console.print(recorder.close())
     wall = time.perf_counter() - start
     console.print(
         f"{u.robot_name} {u.task_name}: success {successes}/{args.episodes} "

@@ -74,6 +74,9 @@ import pybullet_data  # noqa: E402
 DATA_PATH = pybullet_data.getDataPath()
 #: Set to "0" to never load the EGL renderer plugin (TinyRenderer is used instead).
 EGL_ENV = "ROBO_AGENT_EGL"
+#: Orbit camera that shows the arm on its base and the table in front of it.
+DEFAULT_CAMERA: dict[str, Any] = {"target": (0.35, 0.0, 0.3), "distance": 1.5, "yaw": 45.0,
+                                  "pitch": -30.0}
 
 _FIXED = p.JOINT_FIXED
 
@@ -114,6 +117,50 @@ def as_vector(value: Any, size: int | None, what: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{what}: contains NaN or inf: {arr.tolist()}")
     return arr
+
+
+_EGL_DRAWS: bool | None = None
+
+
+def egl_draws() -> bool:
+    """Whether the EGL renderer plugin loads *and draws* here (probed once per process).
+
+    On machines without a GPU the plugin often loads and then renders one uniform colour.
+    The probe renders a red box in a throwaway client and checks the pixels; when it shows
+    nothing, every camera uses TinyRenderer (the plugin cannot be unloaded cleanly from a
+    client that has used it, so the probe never touches a real one).
+    """
+    global _EGL_DRAWS
+    if _EGL_DRAWS is not None:
+        return _EGL_DRAWS
+    _EGL_DRAWS = False
+    loader = pkgutil.get_loader("eglRenderer")
+    if loader is None:
+        return False
+    cid = p.connect(p.DIRECT)
+    try:
+        with _c_output_to_log(1), _c_output_to_log(2):
+            plugin = p.loadPlugin(loader.get_filename(), "_eglRendererPlugin",
+                                  physicsClientId=cid)
+            if plugin < 0:
+                return False
+            shape = p.createVisualShape(p.GEOM_BOX, halfExtents=[0.2, 0.2, 0.2],
+                                        rgbaColor=[1, 0, 0, 1], physicsClientId=cid)
+            p.createMultiBody(0, -1, shape, physicsClientId=cid)
+            view = p.computeViewMatrix([1, 1, 1], [0, 0, 0], [0, 0, 1], physicsClientId=cid)
+            proj = p.computeProjectionMatrixFOV(60, 1.0, 0.05, 10, physicsClientId=cid)
+            _, _, rgba, _, _ = p.getCameraImage(32, 32, view, proj,
+                                                renderer=p.ER_BULLET_HARDWARE_OPENGL,
+                                                physicsClientId=cid)
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(32, 32, 4)[:, :, :3].astype(int)
+        red = (rgb[:, :, 0] > 150) & (rgb[:, :, 1] < 80) & (rgb[:, :, 2] < 80)
+        _EGL_DRAWS = bool(red.mean() > 0.05)
+        if not _EGL_DRAWS:
+            _log.warning("the EGL renderer plugin drew an empty probe frame; cameras use "
+                         "TinyRenderer (CPU)")
+        return _EGL_DRAWS
+    finally:
+        p.disconnect(physicsClientId=cid)
 
 
 class PyBullet:
@@ -632,18 +679,39 @@ class PyBullet:
 
     # -- cameras -----------------------------------------------------------------------------
     def _hardware_renderer(self) -> bool:
-        """Use OpenGL in GUI mode, or the EGL plugin in DIRECT mode when it loads."""
+        """Use OpenGL in GUI mode, or the EGL plugin in DIRECT mode when `use_egl` loaded it.
+
+        Loaded lazily at the first image the plugin would know none of the bodies already
+        in the scene and draw a blank frame, so then TinyRenderer is used instead.
+        """
         if self.render_mode == "gui":
             return True
         if self._egl_plugin is None:
-            self._egl_plugin = -1
-            if os.environ.get(EGL_ENV, "1") != "0":
-                loader = pkgutil.get_loader("eglRenderer")
-                if loader is not None:
-                    with _c_output_to_log(1), _c_output_to_log(2):
-                        self._egl_plugin = p.loadPlugin(
-                            loader.get_filename(), "_eglRendererPlugin", physicsClientId=self._cid
-                        )
+            if self._bodies:
+                self._egl_plugin = -1  # too late for EGL: it would draw an empty scene
+            else:
+                self.use_egl()
+        return bool(self._egl_plugin is not None and self._egl_plugin >= 0)
+
+    def use_egl(self) -> bool:
+        """Load the EGL renderer now, before any body is added, if it draws here.
+
+        Call it right after construction, from the thread that will render (the EGL
+        context belongs to it; rendering from another thread crashes), when this client
+        will render images. False (TinyRenderer) when ROBO_AGENT_EGL=0, bodies already
+        exist, or the probe frame (`egl_draws`) came out blank.
+        """
+        if self._egl_plugin is not None:
+            return self._egl_plugin >= 0
+        self._egl_plugin = -1
+        if self.render_mode == "gui" or self._bodies or os.environ.get(EGL_ENV, "1") == "0":
+            return False
+        loader = pkgutil.get_loader("eglRenderer")
+        if loader is not None and egl_draws():
+            with _c_output_to_log(1), _c_output_to_log(2):
+                self._egl_plugin = p.loadPlugin(
+                    loader.get_filename(), "_eglRendererPlugin", physicsClientId=self._cid
+                )
         return self._egl_plugin >= 0
 
     @property
@@ -657,13 +725,17 @@ class PyBullet:
         self,
         width: int = 480,
         height: int = 360,
-        target: Sequence[float] = (0.0, 0.0, 0.0),
-        distance: float = 1.4,
-        yaw: float = 45.0,
-        pitch: float = -30.0,
+        target: Sequence[float] = DEFAULT_CAMERA["target"],
+        distance: float = DEFAULT_CAMERA["distance"],
+        yaw: float = DEFAULT_CAMERA["yaw"],
+        pitch: float = DEFAULT_CAMERA["pitch"],
         fov: float = 60.0,
     ) -> np.ndarray:
-        """An (height, width, 3) uint8 RGB image from an orbit camera around `target`."""
+        """An (height, width, 3) uint8 RGB image from an orbit camera around `target`.
+
+        EGL is used only after a probe frame showed it draws (`egl_draws`); otherwise
+        TinyRenderer renders on the CPU (`renderer` says which).
+        """
         if int(width) < 1 or int(height) < 1:
             raise ValueError(f"image size must be positive, got {width}x{height}")
         tgt = as_vector(target, 3, "target")

@@ -1,4 +1,4 @@
-"""`robo-agent mcp` and `robo-agent chat`: the agent-facing servers on the command line.
+"""`robo-agent mcp`, `chat` and `eval-commands`: the agent-facing commands.
 
 Heavy imports (rclpy, mcp, openai) happen inside the handlers so `robo-agent --help`
 stays fast and works without the optional extras.
@@ -335,3 +335,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--temperature", type=float, help="sampling temperature (default: the server's)"
     )
     chat.set_defaults(func=_cmd_chat, node_name="robo_agent_chat")
+
+    from robo_agent.agent import eval_cli
+
+    eval_cli.register(sub)

@@ -23,7 +23,8 @@ from typing import Any
 
 from robo_agent.core.robot_spec import RobotSpec
 
-__all__ = ["GrammarError", "ToolCall", "describe_grammar", "parse_command"]
+__all__ = ["SMALL_STEP", "GrammarError", "ToolCall", "describe_grammar", "is_help",
+           "parse_command"]
 
 
 class GrammarError(ValueError):
@@ -42,6 +43,8 @@ EXAMPLES = (
     "open the gripper and move 5 cm up",
     "move 10 cm forward",
     "move left 3 cm then down 20 mm",
+    "move a bit to the left",
+    "move 10 cm up in 3 seconds",
     "close gripper",
     "set the gripper to 4 cm",
     "rotate the gripper 30 degrees",
@@ -55,6 +58,14 @@ EXAMPLES = (
     "where are the objects",
     "list policies / run policy NAME to X Y Z / stop policy",
 )
+SMALL_STEP = 0.02  # m: what "a bit" / "a little" / "slightly" means
+_HELP = re.compile(r"^\s*(?:help|\?|what can you do|what do you understand|commands|usage)"
+                   r"\s*[?!.]*\s*$", re.IGNORECASE)
+
+
+def is_help(text: str) -> bool:
+    """True for 'help', 'what can you do' and the like (answered with `describe_grammar`)."""
+    return isinstance(text, str) and bool(_HELP.match(text))
 
 
 def describe_grammar() -> str:
@@ -62,9 +73,10 @@ def describe_grammar() -> str:
     lines = [
         "I understand these commands (join several with 'and', 'then', ',' or ';'):",
         *(f"  - {e}" for e in EXAMPLES),
-        "Distances need a unit: mm, cm, m or in. Angles are degrees unless you say rad.",
+        "Distances need a unit: mm, cm, m or in ('a bit' / 'a little' / 'slightly' is "
+        f"{SMALL_STEP * 100:g} cm). Angles are degrees unless you say rad.",
         "Directions are in the robot base frame: forward/back = ±x, left/right = ±y, "
-        "up/down = ±z.",
+        "up/down = ±z. 'help' shows this list.",
     ]
     return "\n".join(lines)
 
@@ -215,6 +227,12 @@ _REL_VERB_ONLY = re.compile(
     rf"({_NUM_OR_WORD})\s*({_LEN_UNIT})?$"
 )
 _REL_NO_DISTANCE = re.compile(rf"^{_MOVE_PREFIX}(?:to\s+)?({_DIR})$")
+_A_BIT = r"(?:a\s+(?:little\s+)?bit|a\s+little|slightly|a\s+touch|a\s+tad)"
+_REL_A_BIT = re.compile(
+    rf"^{_MOVE_PREFIX}(?:{_A_BIT}\s+(?:to\s+)?({_DIR})|(?:to\s+)?({_DIR})\s+{_A_BIT})$"
+)
+_NO_DIRECTION = re.compile(rf"^{_MOVE_VERB}(?:\s+it)?(?:\s+{_A_BIT})?"
+                           r"(?:\s+(?:over\s+)?there|\s+somewhere|\s+elsewhere)?$")
 
 
 def _relative_move(clause: str, _robot: RobotSpec | None) -> ToolCall | None:
@@ -226,6 +244,12 @@ def _relative_move(clause: str, _robot: RobotSpec | None) -> ToolCall | None:
     elif (m := _REL_VERB_ONLY.match(clause)) is not None:
         verb, value, unit = m.groups()
         direction = "up" if verb in ("raise", "lift") else "down"
+    elif (m := _REL_A_BIT.match(clause)) is not None:
+        direction = m.group(1) or m.group(2)
+        value, unit = str(SMALL_STEP * 100), "cm"
+    elif _NO_DIRECTION.match(clause):
+        raise GrammarError(f"'{clause}': which way? Say a direction and a distance, "
+                           "e.g. 'move 5 cm left' or 'move a bit up'.")
     elif (m := _REL_NO_DISTANCE.match(clause)) is not None:
         raise GrammarError(
             f"'{clause}': how far {m.group(1)}? Say a distance with a unit, "
@@ -343,6 +367,18 @@ def _clean_clause(clause: str) -> str:
     return re.sub(r"\s+", " ", clause).strip()
 
 
+_DURATION = re.compile(rf"\s+(?:in|within|over)\s+({_NUM})\s*(?:s|sec|secs|seconds?)$")
+_TIMED = ("move_end_effector_relative", "move_end_effector", "move_joints")
+
+
+def _take_duration(clause: str) -> tuple[str, float | None]:
+    """'move 5 cm up in 2 s' -> ('move 5 cm up', 2.0); the envelope may stretch it."""
+    m = _DURATION.search(clause)
+    if not m:
+        return clause, None
+    return clause[: m.start()].strip(), float(m.group(1))
+
+
 def parse_command(text: str, robot: RobotSpec | None = None) -> list[ToolCall]:
     """Parse a command into tool calls, in the order they should run.
 
@@ -356,12 +392,16 @@ def parse_command(text: str, robot: RobotSpec | None = None) -> list[ToolCall]:
     clauses = [c.replace("<dot>", ".") for c in _SPLIT.split(normalised)]
     calls: list[ToolCall] = []
     for raw in clauses:
-        clause = _clean_clause(raw)
+        clause, duration = _take_duration(_clean_clause(raw))
         if not clause:
             continue
         for parser in _PARSERS:
             call = parser(clause, robot)
             if call is not None:
+                if duration is not None:
+                    if call.name not in _TIMED:
+                        raise GrammarError(f"'{raw.strip()}': a duration fits motions only")
+                    call = ToolCall(call.name, {**call.arguments, "duration": duration})
                 calls.append(call)
                 break
         else:

@@ -10,10 +10,12 @@ boolean, "approve") instead of handing the plan id to the model:
   asks the user and retries the call with the answer and our echoed `requestState`
   (the plan id; the SDK seals it).
 
-Approved: the plan runs through `confirm_plan` and the measured result is returned.
+Approved: the plan runs through `human_approve` and the measured result is returned.
 Declined or dismissed: a refusal that no longer names the plan id, so the model cannot
-approve it on the person's behalf. Clients without elicitation get the plain
-`needs_confirmation` result (plan id + preview), as the tool contract specifies.
+approve it on the person's behalf. Clients without elicitation get the preview and an
+instruction for the person (`without_elicitation`), never the plan id: `confirm_plan` is
+a human-only tool that no MCP client can call, and a token in the result would only be
+something for the model to replay.
 """
 
 from __future__ import annotations
@@ -25,10 +27,16 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
-from robo_agent.agent.session import format_preview
+from robo_agent.agent.session import format_preview, human_approve
 from robo_agent.core.tools import ToolExecutor, ToolResult
 
-__all__ = ["APPROVE_KEY", "APPROVE_SCHEMA", "answer_from_retry", "confirm_with_human"]
+__all__ = [
+    "APPROVE_KEY",
+    "APPROVE_SCHEMA",
+    "answer_from_retry",
+    "confirm_with_human",
+    "without_elicitation",
+]
 
 APPROVE_KEY = "approve"
 APPROVE_SCHEMA: dict[str, Any] = {
@@ -64,10 +72,7 @@ def _approved(answer: Any) -> bool:
 async def _settle(executor: ToolExecutor, tool: str, plan_id: str, approved: bool,
                   preview: Any) -> ToolResult:
     if approved:
-        result = await anyio.to_thread.run_sync(
-            executor.call, "confirm_plan", {"plan_id": plan_id}
-        )
-        return result.model_copy(update={"tool": tool})
+        return await anyio.to_thread.run_sync(human_approve, executor, tool, plan_id)
     return ToolResult(
         tool=tool,
         ok=False,
@@ -83,7 +88,7 @@ async def confirm_with_human(
     """Ask the person about a `needs_confirmation` result, if the client can ask them."""
     plan_id = held.data.get("plan_id")
     if not isinstance(plan_id, str) or not ctx.session.check_client_capability(_ELICITATION):
-        return held
+        return without_elicitation(held)
     if not ctx.session.can_send_request:  # 2026-07-28: the client asks, then retries
         request = types.ElicitRequest(
             params=types.ElicitRequestFormParams(
@@ -98,9 +103,29 @@ async def confirm_with_human(
             _question(held), APPROVE_SCHEMA, related_request_id=ctx.request_id
         )
     except MCPError:
-        return held  # the client could not ask after all: the plan-id flow still works
+        return without_elicitation(held)  # the client could not ask the person after all
     return await _settle(executor, held.tool, plan_id, _approved(answer),
                          held.data.get("preview"))
+
+
+def without_elicitation(held: ToolResult) -> ToolResult:
+    """The held plan for a client that cannot ask its user: preview + what the person does.
+
+    No plan id: nothing in this result lets the model (or anyone reading it) approve it.
+    """
+    return ToolResult(
+        tool=held.tool,
+        ok=False,
+        error="needs_confirmation",
+        data={"preview": held.data.get("preview")},
+        message=(
+            f"not moved: the safety policy requires a person to approve this motion "
+            f"({format_preview(held)}), and this MCP client cannot ask them (no elicitation "
+            "support). Tell the person: approve it in an MCP client that supports "
+            "elicitation, or run the motion from `robo-agent chat` at a terminal; a model "
+            "cannot approve it."
+        ),
+    )
 
 
 async def answer_from_retry(

@@ -117,6 +117,8 @@ class RobotSpec(_Strict):
     home: list[float]
     gripper: GripperSpec | None = None
     controllers: ControllerSpec = ControllerSpec()
+    camera_topic: str = Field(default="/camera/image_raw", pattern=r"^/[A-Za-z0-9_/]+$",
+                              description="sensor_msgs/Image topic of the scene camera")
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("joints")

@@ -167,6 +167,9 @@ class ToolSpec:
     description: str
     args_model: type[BaseModel]
     moves_robot: bool
+    # A human act (releasing an e-stop, approving a held plan): never offered to a model,
+    # refused when a model asks for it (`ModelToolGate`); only a human channel calls it.
+    human_only: bool = False
 
 
 _MEASURED = (
@@ -174,7 +177,8 @@ _MEASURED = (
     "(reached within tolerance or not, final error), not what was commanded. Every motion "
     "passes the safety envelope (joint range, velocity cap, max step, workspace box, "
     "keep-out zones); it may be clipped or refused, and may need human confirmation "
-    "(error 'needs_confirmation' with a plan_id for confirm_plan)."
+    "(error 'needs_confirmation': the application asks the person; nothing moves until "
+    "they approve)."
 )
 
 _SPECS = [
@@ -230,17 +234,18 @@ _SPECS = [
     ToolSpec(
         "emergency_stop",
         "Latch the emergency stop for the whole robot (every interface obeys it): the arm "
-        "holds position and every motion tool is refused until reset_emergency_stop. Use "
-        "whenever a person or the scene may be in danger.",
+        "holds position and every motion tool is refused until a person releases it (a model "
+        "cannot). Use whenever a person or the scene may be in danger.",
         EmergencyStopArgs,
         False,
     ),
     ToolSpec(
         "reset_emergency_stop",
-        "Release a latched emergency stop so motion tools work again. Only call it when the "
-        "person operating the robot explicitly asked for it.",
+        "Human operator only: release a latched emergency stop so motion tools work again. "
+        "Never offered to a model; the person releases it at the terminal or operator console.",
         EmergencyStopArgs,
         False,
+        human_only=True,
     ),
     ToolSpec(
         "get_camera_image",
@@ -274,14 +279,21 @@ _SPECS = [
              "finished or not, final error.", NoArgs, False),
     ToolSpec(
         "confirm_plan",
-        "Execute a motion that was held for confirmation, by its single-use 'plan_id'. Only "
-        "call it after the human operator approved the previewed plan.",
+        "Human operator only: execute a motion that was held for confirmation, by its "
+        "single-use 'plan_id'. Never offered to a model; the application asks the person.",
         ConfirmPlanArgs,
         True,
+        human_only=True,
     ),
 ]
 
 TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in _SPECS}
+HUMAN_ONLY: frozenset[str] = frozenset(s.name for s in _SPECS if s.human_only)
+
+
+def model_tools() -> list[ToolSpec]:
+    """The tools a model (LLM, MCP client, topic text) may see and call."""
+    return [spec for spec in TOOLS.values() if not spec.human_only]
 
 
 def tool_names() -> list[str]:
@@ -309,7 +321,7 @@ def args_json_schema(name: str) -> dict[str, Any]:
 
 
 def openai_tools() -> list[dict[str, Any]]:
-    """Tool definitions in OpenAI function-calling format."""
+    """Tool definitions in OpenAI function-calling format (no human-only tools)."""
     return [
         {
             "type": "function",
@@ -319,7 +331,7 @@ def openai_tools() -> list[dict[str, Any]]:
                 "parameters": args_json_schema(spec.name),
             },
         }
-        for spec in TOOLS.values()
+        for spec in model_tools()
     ]
 
 
@@ -387,6 +399,23 @@ class ToolResult(BaseModel):
         return self.model_dump_json(exclude={"image_png"}, exclude_none=True)
 
 
+RESULT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "What the tool did, as measured (ToolResult without the image bytes).",
+    "properties": {
+        "tool": {"type": "string"},
+        "ok": {"type": "boolean"},
+        "message": {"type": "string", "description": "Human-readable, names any limit hit."},
+        "data": {"type": "object", "description": "Measured values (SI units, base frame)."},
+        "error": {"type": "string", "enum": list(ERROR_CODES)},
+        "image_path": {"type": "string"},
+    },
+    "required": ["tool", "ok", "message", "data"],
+    "additionalProperties": False,
+}
+"""JSON schema of `ToolResult.to_text()`, the structured result of every tool (MCP)."""
+
+
 @runtime_checkable
 class ToolExecutor(Protocol):
     """Executes tool calls. Never raises for tool-level problems (they come back as
@@ -395,3 +424,36 @@ class ToolExecutor(Protocol):
     def call(self, name: str, arguments: dict[str, Any] | str | None) -> ToolResult: ...
 
     def close(self) -> None: ...
+
+
+def refuse_human_only(name: str) -> ToolResult | None:
+    """The refusal a model gets for a human-only tool, or None for any other tool."""
+    if name not in HUMAN_ONLY:
+        return None
+    act = "release the emergency stop" if name == "reset_emergency_stop" else "approve a plan"
+    return ToolResult(
+        tool=name,
+        ok=False,
+        error="refused",
+        message=f"{name} is a human act: only the person operating the robot can {act} "
+        "(terminal prompt, MCP approval form, or the authenticated operator console); "
+        "nothing changed",
+    )
+
+
+class ModelToolGate:
+    """The executor a model talks to: every tool except the human-only ones.
+
+    The human channels (terminal prompt, MCP elicitation, ROS operator console) call the
+    wrapped executor, `inner`, directly; nothing a model sends reaches it for those tools.
+    """
+
+    def __init__(self, inner: ToolExecutor) -> None:
+        self.inner = inner
+
+    def call(self, name: str, arguments: dict[str, Any] | str | None) -> ToolResult:
+        refused = refuse_human_only(str(name))
+        return refused if refused is not None else self.inner.call(name, arguments)
+
+    def close(self) -> None:
+        self.inner.close()

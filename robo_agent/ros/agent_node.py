@@ -10,15 +10,27 @@ otherwise the offline command grammar does. Tools run through `RosToolExecutor`,
 safety envelope, the audit log and the latched e-stop apply exactly as for the bridge.
 
 Commands run one at a time on a worker thread, in arrival order, except "stop" and
-"emergency stop", which run at once even while a motion is in progress. When the safety
-policy holds a motion for confirmation, the reply says so and the human answers on the
-same topic with "confirm" (or "cancel"); `auto_confirm:=true` approves every plan.
+"emergency stop", which run at once even while a motion is in progress.
+
+Human authority: anyone who can publish on the command topic can *propose*, not approve.
+When the safety policy holds a motion for confirmation the reply says so, and only an
+authenticated operator message approves it: JSON on `/robo_agent/operator`,
+
+    {"token": "<operator_token parameter>", "action": "confirm" | "cancel" | "release_estop",
+     "reason": "..."}
+
+with the token compared in constant time. A bare "yes"/"confirm" on the command topic is
+not approval (it is answered with how to approve); "cancel" there is allowed, since
+cancelling is always safe. Without an `operator_token` nothing can be approved or
+released over ROS. `auto_confirm:=true` (set by whoever launches the node) approves every
+plan up front. The e-stop topic is a software stop, not a safety-rated one (docs/ros.md).
 
     python -m robo_agent.ros.agent_node --ros-args -p robot:=panda -p base_url:=http://localhost:11434/v1
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import queue
 import sys
@@ -35,6 +47,8 @@ from robo_agent.agent.session import (
     AgentReply,
     OfflineAgent,
     format_preview,
+    human_approve,
+    human_release_estop,
     summarize,
     wait_for_robot,
 )
@@ -44,6 +58,7 @@ from robo_agent.ros.node_main import run_node
 
 COMMAND_TOPIC = "/robo_agent/command"
 REPLY_TOPIC = "/robo_agent/reply"
+OPERATOR_TOPIC = "/robo_agent/operator"
 _IMMEDIATE = {"stop", "emergency_stop"}
 _CONFIRM_WORDS = {"confirm", "yes", "y", "approve", "go ahead", "do it", "execute"}
 _CANCEL_WORDS = {"cancel", "no", "n", "abort plan", "reject", "decline"}
@@ -63,7 +78,9 @@ class AgentNode(Node):
         self.declare_parameter("auto_confirm", False)
         self.declare_parameter("max_rounds", 8)
         self.declare_parameter("llm_timeout", 60.0)
+        self.declare_parameter("operator_token", "")
         p = self.get_parameter
+        self._operator_token = str(p("operator_token").value).encode()
         self.robot: RobotSpec = load_robot(p("robot").value)
         self.auto_confirm = bool(p("auto_confirm").value)
         if int(p("max_rounds").value) < 1 or float(p("llm_timeout").value) <= 0:
@@ -109,7 +126,8 @@ class AgentNode(Node):
         )
         self.reply_pub = self.create_publisher(String, REPLY_TOPIC, reliable)
         self.create_subscription(String, COMMAND_TOPIC, self._on_command, reliable)
-        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.create_subscription(String, OPERATOR_TOPIC, self._on_operator, reliable)
+        self._queue: queue.Queue[str | tuple[str, str, str] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, name="agent-commands", daemon=True)
         self._worker.start()
         self.get_logger().info(f"agent for {self.robot.name} ready ({mode}); "
@@ -122,17 +140,67 @@ class AgentNode(Node):
         return False  # the human answers later with "confirm" / "cancel"
 
     def _answer_pending(self, text: str) -> AgentReply | None:
+        """'cancel' from anyone; 'yes'/'confirm' on the command topic is never approval."""
         word = text.strip().lower().rstrip(".!")
-        if word not in _CONFIRM_WORDS | _CANCEL_WORDS:
-            return None
+        if word in _CONFIRM_WORDS:
+            with self._lock:
+                waiting = self._pending is not None
+            return AgentReply(
+                text=("not approved: " if waiting else "there is no plan waiting for "
+                      "confirmation; ") + "only the operator approves plans, with an "
+                f"authenticated message on {OPERATOR_TOPIC} (the node's operator_token)",
+                understood=False)
+        if word in _CANCEL_WORDS:
+            return self._cancel()
+        return None
+
+    def _cancel(self) -> AgentReply:
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is None:
             return AgentReply(text="there is no plan waiting for confirmation", understood=False)
-        if word in _CANCEL_WORDS:
-            return AgentReply(text=f"cancelled the held {pending.tool} plan; nothing moved")
-        result = self.tools.call("confirm_plan", {"plan_id": pending.data["plan_id"]})
-        result = result.model_copy(update={"tool": pending.tool})
+        return AgentReply(text=f"cancelled the held {pending.tool} plan; nothing moved")
+
+    # -- the operator console: the only ROS channel with human authority ------------------
+    def _operator_check(self, msg: String) -> tuple[str, str] | str:
+        """(action, reason) of an authenticated operator message, or why it is refused."""
+        try:
+            req = json.loads(msg.data)
+        except json.JSONDecodeError:
+            return "refused: operator messages are JSON objects"
+        if not isinstance(req, dict) or not isinstance(req.get("token"), str):
+            return 'refused: expected {"token": ..., "action": ...}'
+        if not self._operator_token:
+            return "refused: this node has no operator_token parameter, so nothing can be " \
+                   "approved or released over ROS"
+        if not hmac.compare_digest(req["token"].encode(), self._operator_token):
+            return "refused: wrong operator token"
+        action = req.get("action")
+        if action not in ("confirm", "cancel", "release_estop"):
+            return "refused: action must be 'confirm', 'cancel' or 'release_estop'"
+        return action, str(req.get("reason", ""))[:200]
+
+    def _on_operator(self, msg: String) -> None:
+        checked = self._operator_check(msg)
+        if isinstance(checked, str):
+            self.get_logger().warning(f"operator message {checked}")
+            self._publish("operator", AgentReply(text=checked, understood=False))
+            return
+        action, reason = checked
+        # Queued behind the running command, like any command; approval is a human act.
+        self._queue.put(("operator", action, reason))
+
+    def _operator(self, action: str, reason: str) -> AgentReply:
+        if action == "cancel":
+            return self._cancel()
+        if action == "release_estop":
+            result = human_release_estop(self.tools, reason or "operator console")
+            return AgentReply(text=summarize(result), results=[result])
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return AgentReply(text="there is no plan waiting for confirmation", understood=False)
+        result = human_approve(self.tools, pending.tool, pending.data["plan_id"])
         return AgentReply(text=summarize(result), results=[result])
 
     # -- command handling -----------------------------------------------------------------
@@ -170,17 +238,19 @@ class AgentNode(Node):
         if pending is not None and pending is not before:
             reply.text += (
                 f"\nHeld for confirmation: {format_preview(pending)}\n"
-                "Send 'confirm' on /robo_agent/command to execute it, or 'cancel'."
+                f"The operator approves it on {OPERATOR_TOPIC} (action 'confirm'); "
+                "'cancel' drops it."
             )
         return reply
 
     def _work(self) -> None:
         while True:
-            text = self._queue.get()
-            if text is None:
+            item = self._queue.get()
+            if item is None:
                 return
+            text = item if isinstance(item, str) else f"operator:{item[1]}"
             try:
-                reply = self._run(text)
+                reply = self._run(item) if isinstance(item, str) else self._operator(*item[1:])
             except Exception as err:  # keep serving; report the bug on the reply topic
                 self.get_logger().error(f"command {text!r} failed: {err!r}")
                 reply = AgentReply(text=f"internal error: {err!r}", understood=False)

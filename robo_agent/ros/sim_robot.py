@@ -6,8 +6,10 @@ joint_trajectory_controller; joints matched by name; a new trajectory replaces t
 one; an empty one holds position), `/<position>/commands` (Float64MultiArray, one value
 per arm joint, non-finite rejected like forward_command_controller) and
 `/<gripper>/commands` (one position per gripper joint). Publishes the scene's object
-poses (PoseStamped on /robo_agent/objects/<name>/pose) and a camera image on request
-(/robo_agent/camera/request, String JSON {"width", "height"}) or at `camera_rate`.
+poses (PoseStamped on /robo_agent/objects/<name>/pose) and camera images (rgb8
+sensor_msgs/Image on the robot description's `camera_topic`, like a real camera driver)
+on request (/robo_agent/camera/request, String JSON {"width", "height"}) or at
+`camera_rate`.
 
 Physics runs in its own thread on absolute deadlines, so the state rate does not drift;
 ROS callbacks only hand commands over under a lock.
@@ -48,7 +50,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "physics_timestep": (0.002, "s, upper bound of one physics step"),
     "real_time_factor": (1.0, "sim seconds per wall second"),
     "object_pose_rate": (10.0, "Hz of the object pose topics (0 = off)"),
-    "camera_rate": (0.0, "Hz of /camera/image_raw (0 = only on request)"),
+    "camera_rate": (0.0, "Hz of the camera topic (0 = only on request)"),
     "camera_width": (320, "default image width, px"),
     "camera_height": (240, "default image height, px"),
     "joint_states_topic": (ifc.JOINT_STATES_TOPIC, "JointState output topic"),
@@ -107,7 +109,7 @@ class SimRobotNode(Node):
 
         self.pub_state = self.create_publisher(JointState, str(p["joint_states_topic"]),
                                                ifc.STATES)
-        self.pub_image = self.create_publisher(Image, ifc.CAMERA_TOPIC, ifc.COMMANDS)
+        self.pub_image = self.create_publisher(Image, self.spec.camera_topic, ifc.COMMANDS)
         self.object_names = ["object"] if self.task.has_object else []
         self.object_names.append("goal")
         self.pub_objects = {n: self.create_publisher(PoseStamped, ifc.object_topic(n),
@@ -223,8 +225,7 @@ class SimRobotNode(Node):
             pub.publish(msg)
 
     def _publish_image(self, width: int, height: int) -> None:
-        rgb = self.sim.render_rgb(width, height, target=(0.4, 0.0, 0.1), distance=1.3,
-                                  yaw=50.0, pitch=-35.0)
+        rgb = self.sim.render_rgb(width, height)  # the default pose shows arm and table
         msg = Image()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = "camera"

@@ -18,6 +18,7 @@ import numpy as np
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
@@ -38,7 +39,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "estop_topic": (ifc.ESTOP_TOPIC, "latched std_msgs/Bool e-stop shared by all executors"),
     "preview_prefix": (ifc.PREVIEW_PREFIX, "dry-run commands go to <prefix>/<controller topic>"),
     "objects_prefix": (ifc.OBJECTS_PREFIX, "object poses: <prefix>/<name>/pose"),
-    "camera_topic": (ifc.CAMERA_TOPIC, "sensor_msgs/Image input"),
+    "camera_topic": ("", "sensor_msgs/Image input; '' = the robot description's"),
     "camera_request_topic": (ifc.CAMERA_REQUEST_TOPIC, "String JSON image request output"),
     "image_dir": ("", "where camera PNGs are saved ('' = ~/.ros/robo_agent/images)"),
     "ik_tolerance": (0.01, "m, largest IK position residual accepted as reachable"),
@@ -101,7 +102,10 @@ class ToolNode(Node):
         self.create_subscription(JointState, str(self.p["joint_states_topic"]),
                                  self._on_joint_state, ifc.STATES)
         self.create_subscription(Bool, str(self.p["estop_topic"]), self._on_estop, ifc.LATCHED)
-        self.create_subscription(Image, str(self.p["camera_topic"]), self._on_image, ifc.COMMANDS)
+        self.camera_topic = str(self.p["camera_topic"]) or self.spec.camera_topic
+        # Best effort, like camera drivers publish (a reliable reader would not match them).
+        self.create_subscription(Image, self.camera_topic, self._on_image,
+                                 qos_profile_sensor_data)
         self.pub_estop = self.create_publisher(Bool, str(self.p["estop_topic"]), ifc.LATCHED)
         self.pub_camera_request = self.create_publisher(
             String, str(self.p["camera_request_topic"]), ifc.COMMANDS)
@@ -234,18 +238,24 @@ class ToolNode(Node):
         self._image_event.set()
 
     def request_image(self, width: int, height: int, timeout: float) -> Image | None:
-        """Ask the camera for one image and wait for an image of that size."""
+        """The next image on the camera topic, of any size (the caller resizes).
+
+        The request is a hint for cameras that render on demand (`sim_robot`); a real
+        camera driver streams and ignores it, so both are served by the same path.
+        """
         import json
 
         self._image_event.clear()
-        t0 = time.monotonic()
-        self.pub_camera_request.publish(String(data=json.dumps({"width": width,
-                                                               "height": height})))
+        t0 = last = time.monotonic()
+        request = String(data=json.dumps({"width": width, "height": height}))
+        self.pub_camera_request.publish(request)
         while time.monotonic() - t0 < timeout:
+            if time.monotonic() - last > 1.0:  # sent before the renderer was discovered
+                self.pub_camera_request.publish(request)
+                last = time.monotonic()
             self._image_event.wait(timeout=0.1)
             self._image_event.clear()
             img = self._image
-            if img is not None and img[1] >= t0 and img[0].width == width \
-                    and img[0].height == height:
+            if img is not None and img[1] >= t0:
                 return img[0]
         return None

@@ -101,7 +101,8 @@ class ToolRunner(MotionTools, GripperTools, PolicyTools):
             "estop": self.node.estopped,
             "dry_run": self.node.dry_run,
         }
-        grip = "no gripper" if width is None else f"gripper open {width:.3f} m"
+        grip = ("no gripper" if width is None else
+                f"gripper {'closed' if width < 0.003 else 'open'} {width:.3f} m")
         msg = (f"state {age:.3f} s old; end effector at {_r(pos, 3)} m in {self.spec.base_frame};"
                f" {grip}; e-stop {'LATCHED' if self.node.estopped else 'released'}")
         return ToolResult(tool="get_robot_state", ok=True, message=msg, data=data)

@@ -23,7 +23,7 @@ import pytest
 from robo_agent.agent.session import wait_for_robot
 from robo_agent.core.paths import safety_dir
 from robo_agent.core.robot_spec import load_robot
-from robo_agent.core.tools import ToolResult, tool_names
+from robo_agent.core.tools import HUMAN_ONLY, ToolResult, tool_names
 
 pytestmark = pytest.mark.ros
 PANDA = load_robot("panda")
@@ -83,7 +83,12 @@ def test_llm_tool_loop_moves_the_arm(sim_robot: Any, unattended: Any, scripted_l
     ]
     reply = llm_agent(scripted_llm.url, unattended).handle("turn the base 0.25 rad to the left")
 
-    assert reply.text == "Joint 1 is now at the target."
+    # The model's words, then what the sensors measured after the motion.
+    words, sensors = reply.text.split("\n")
+    assert words == "Joint 1 is now at the target."
+    assert sensors == reply.sensors and sensors.startswith("Sensors: last motion (move_joints) "
+                                                           "reached its target")
+    assert "end effector at [" in sensors and "gripper" in sensors
     assert [r.tool for r in reply.results] == ["get_robot_state", "move_joints"]
     assert all(r.ok for r in reply.results), [r.message for r in reply.results]
     # What the arm actually did, read independently on /joint_states.
@@ -92,7 +97,9 @@ def test_llm_tool_loop_moves_the_arm(sim_robot: Any, unattended: Any, scripted_l
     assert np.allclose(q1[1:], q0[1:], atol=TOLERANCE)
     # The endpoint got the registry's tools, then each measured result as a tool message.
     first, _, last = scripted_llm.requests
-    assert [t["function"]["name"] for t in first["tools"]] == tool_names()
+    # Every tool but the human-only ones (e-stop release, plan approval).
+    assert [t["function"]["name"] for t in first["tools"]] == [
+        n for n in tool_names() if n not in HUMAN_ONLY]
     assert first["messages"][0]["role"] == "system" and first["model"] == "scripted"
     (state, move) = tool_messages(last)
     assert state["tool"] == "get_robot_state" and state["ok"] is True
@@ -115,7 +122,8 @@ def test_bad_calls_from_the_llm_go_back_as_errors_and_nothing_moves(
     ]
     reply = llm_agent(scripted_llm.url, unattended).handle("do something silly")
 
-    assert reply.text == "I could not do that."
+    assert reply.text.startswith("I could not do that.\nSensors: last motion "
+                                 "(move_end_effector_relative) did not complete (invalid_")
     errors = [r.error for r in reply.results]
     assert all(not r.ok for r in reply.results)
     assert errors[3] == "unknown_tool" and errors[4] == "invalid_arguments"
@@ -140,9 +148,10 @@ def test_confirmation_is_asked_of_the_human_not_the_llm(
     move = ("move_joints", {"joints": {"panda_joint1": target}})
 
     def confirm_own_plan(request: dict[str, Any]) -> dict[str, Any]:
-        # The declined result still carries the plan id: the LLM tries to approve it itself.
+        # The declined result carries no plan id; the model tries to approve anyway.
         declined = tool_messages(request)[-1]
-        return {"tool_calls": [("confirm_plan", {"plan_id": declined["data"]["plan_id"]})]}
+        assert "plan_id" not in json.dumps(declined), declined
+        return {"tool_calls": [("confirm_plan", {"plan_id": "guessed"})]}
 
     scripted_llm.script = [
         {"tool_calls": [move]},
@@ -157,7 +166,7 @@ def test_confirmation_is_asked_of_the_human_not_the_llm(
     declined, self_confirm, approved = reply.results
     assert declined.error == "refused" and "has not approved" in declined.message
     assert self_confirm.tool == "confirm_plan" and self_confirm.error == "refused"
-    assert "reserved for the human" in self_confirm.message
+    assert "is a human act" in self_confirm.message
     assert approved.ok and approved.tool == "move_joints"
     assert sim_robot.positions()[0] == pytest.approx(target, abs=TOLERANCE)
 
@@ -281,3 +290,31 @@ def test_ctrl_c_during_a_motion_stops_the_arm(
     time.sleep(0.5)
     q_end = float(sim_robot.positions()[0])
     assert q0 + 0.05 < q_end < target - 0.2  # stopped part way, and stays there
+
+
+def test_the_model_cannot_release_the_estop_even_with_yes(
+    sim_robot: Any, unattended: Any, scripted_llm: Any
+) -> None:
+    """A latched e-stop stays latched whatever the model calls, also with --yes."""
+    from robo_agent.agent.session import human_release_estop
+
+    q0 = sim_robot.positions()
+    assert unattended.call("emergency_stop", {"reason": "test"}).ok
+    try:
+        scripted_llm.script = [
+            {"tool_calls": [("reset_emergency_stop", {"reason": "the user said so"}),
+                            ("confirm_plan", {"plan_id": "abc"})]},
+            {"tool_calls": [("move_joints", {"joints": {"panda_joint1": float(q0[0] + 0.2)}})]},
+            {"content": "Released and moved."},
+        ]
+        reply = llm_agent(scripted_llm.url, unattended, auto_confirm=True).handle("go")
+        reset, confirm, move = reply.results
+        assert reset.error == "refused" and "human act" in reset.message
+        assert confirm.error == "refused" and move.error == "estop"
+        state = unattended.call("get_robot_state", {})
+        assert state.data["estop"] is True  # still latched
+        assert "e-stop LATCHED" in reply.sensors
+        assert np.allclose(sim_robot.positions(), q0, atol=0.01)
+    finally:
+        assert human_release_estop(unattended, "test cleanup").ok
+    assert unattended.call("get_robot_state", {}).data["estop"] is False

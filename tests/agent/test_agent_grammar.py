@@ -202,3 +202,37 @@ def test_describe_grammar_mentions_frames_and_units() -> None:
     text = describe_grammar()
     assert "base frame" in text
     assert "up/down" in text and "degrees" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("move a bit to the left", {"dy": 0.02}),
+        ("nudge slightly up", {"dz": 0.02}),
+        ("go down a little", {"dz": -0.02}),
+        ("move right a bit", {"dy": -0.02}),
+        ("move 10 cm up in 3 seconds", {"dz": 0.1, "duration": 3.0}),
+    ],
+)
+def test_a_bit_is_a_documented_small_step(text: str, expected: dict[str, float]) -> None:
+    from robo_agent.agent.grammar import SMALL_STEP
+
+    assert SMALL_STEP == 0.02 and "2 cm" in describe_grammar()
+    (call,) = parse_command(text, PANDA)
+    assert call.name == "move_end_effector_relative"
+    assert call.arguments == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["move a bit", "move it over there", "go somewhere"])
+def test_no_direction_is_a_question_back(text: str) -> None:
+    with pytest.raises(GrammarError, match="which way"):
+        parse_command(text, PANDA)
+
+
+def test_help_and_durations_outside_motions() -> None:
+    from robo_agent.agent.grammar import is_help
+
+    assert all(is_help(t) for t in ("help", "Help!", "what can you do?"))
+    assert not is_help("help me move up")
+    with pytest.raises(GrammarError, match="a duration fits motions only"):
+        parse_command("close the gripper in 2 s", PANDA)

@@ -21,12 +21,14 @@ import anyio
 import numpy as np
 import pytest
 
+from robo_agent.agent.session import human_release_estop
 from robo_agent.core.paths import safety_dir
-from robo_agent.core.tools import TOOLS, args_json_schema, tool_names
+from robo_agent.core.tools import HUMAN_ONLY, RESULT_SCHEMA, TOOLS, args_json_schema, tool_names
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 TOLERANCE = 0.03
 CLI = [sys.executable, "-m", "robo_agent.cli", "mcp", "--robot", "panda"]
+MODEL_TOOLS = [n for n in tool_names() if n not in HUMAN_ONLY]
 
 
 def _text(result: Any) -> str:
@@ -55,9 +57,16 @@ def test_stdio_server_lists_calls_and_reports_errors(
             out["tools"] = {t.name: t for t in listed}
             out["names"] = [t.name for t in listed]
             out["state"] = await client.call_tool("get_robot_state", {})
+            progress: list[tuple[float, str | None]] = []
+
+            async def on_progress(value: float, _total: float | None, msg: str | None) -> None:
+                progress.append((value, msg))
+
             out["move"] = await client.call_tool(
-                "move_joints", {"joints": {"panda_joint1": target}}
+                "move_joints", {"joints": {"panda_joint1": target}, "duration": 1.5},
+                progress_callback=on_progress,
             )
+            out["progress"] = progress
             out["q_after_move"] = sim_robot.positions()
             out["out_of_range"] = await client.call_tool(
                 "move_joints", {"joints": {"panda_joint2": 5.0}}
@@ -74,16 +83,26 @@ def test_stdio_server_lists_calls_and_reports_errors(
             )
             out["q_during_estop"] = sim_robot.positions()
             out["reset"] = await client.call_tool("reset_emergency_stop", {"reason": "test"})
+            out["after_reset"] = await client.call_tool("get_robot_state", {})
+            with _operator(ros_env, tmp_path) as operator:
+                assert human_release_estop(operator, "test operator").ok
+                for _ in range(100):  # until the server's node heard the latched release
+                    state = await client.call_tool("get_robot_state", {})
+                    if state.structured_content["data"]["estop"] is False:
+                        break
+                    await anyio.sleep(0.05)
             out["preempt"] = await _stop_during_motion(client, sim_robot)
         return out
 
     out = anyio.run(session)
 
-    # One source of truth: names, descriptions and schemas come from the registry.
-    assert out["names"] == tool_names()
+    # One source of truth: names, descriptions and schemas come from the registry; the
+    # human-only tools (e-stop release, plan approval) are not offered to MCP clients.
+    assert out["names"] == MODEL_TOOLS
     for name, tool in out["tools"].items():
         assert tool.description == TOOLS[name].description
         assert tool.input_schema == args_json_schema(name)
+        assert tool.output_schema == RESULT_SCHEMA
         assert tool.annotations.destructive_hint == TOOLS[name].moves_robot
 
     state = out["state"]
@@ -92,12 +111,16 @@ def test_stdio_server_lists_calls_and_reports_errors(
 
     assert not out["move"].is_error, _text(out["move"])
     assert out["q_after_move"][0] == pytest.approx(target, abs=TOLERANCE)
+    # A 1.5 s motion reports progress while it runs (every 0.5 s), strictly increasing.
+    values = [v for v, _ in out["progress"]]
+    assert len(values) >= 2 and values == sorted(set(values)), out["progress"]
+    assert all("move_joints: running for" in (m or "") for _, m in out["progress"])
 
     for key, needle in [
         ("out_of_range", "panda_joint2"),
         ("nan", "dz"),
         ("extra", "force"),
-        ("missing", "plan_id"),
+        ("missing", "human act"),
         ("unknown", "teleport"),
     ]:
         result = out[key]
@@ -117,7 +140,9 @@ def test_stdio_server_lists_calls_and_reports_errors(
     assert out["during_estop"].is_error
     assert out["during_estop"].structured_content["error"] == "estop"
     assert np.allclose(out["q_during_estop"], out["q_after_move"], atol=0.01)
-    assert not out["reset"].is_error
+    # The client cannot release the e-stop: only the person at the operator console.
+    assert out["reset"].is_error and "human act" in _text(out["reset"])
+    assert out["after_reset"].structured_content["data"]["estop"] is True
 
     # Calls run in worker threads: a stop is served while a slow motion is in progress.
     pre = out["preempt"]
@@ -133,6 +158,15 @@ def test_stdio_server_lists_calls_and_reports_errors(
     assert all(entry["source"] == "/robo_agent_mcp" for entry in audit)
     refused = [e for e in audit if e["tool"] == "move_joints" and e["decision"] == "refused"]
     assert any("panda_joint2" in e["reason"] for e in refused)
+
+
+def _operator(ros_env: dict[str, str], tmp_path: Path) -> Any:
+    """The human channel: an operator-side executor (it releases the latched e-stop)."""
+    from robo_agent.ros.tool_executor import RosToolExecutor
+
+    return RosToolExecutor("panda", audit_log=tmp_path / "operator.jsonl",
+                           node_name="agent_test_operator",
+                           domain_id=int(ros_env["ROS_DOMAIN_ID"]))
 
 
 async def _stop_during_motion(client: Any, sim_robot: Any) -> dict[str, Any]:
@@ -227,21 +261,21 @@ def test_http_requires_the_token_and_confirmation_flow(
                 held = await client.call_tool("move_joints", {"joints": {"panda_joint1": target}})
                 out["held"] = held
                 out["q_held"] = sim_robot.positions()
-                plan_id = held.structured_content["data"]["plan_id"]
-                out["confirmed"] = await client.call_tool("confirm_plan", {"plan_id": plan_id})
-                out["q_confirmed"] = sim_robot.positions()
-                out["reused"] = await client.call_tool("confirm_plan", {"plan_id": plan_id})
+                out["self_confirm"] = await client.call_tool("confirm_plan", {"plan_id": "x"})
+                out["q_after"] = sim_robot.positions()
         return out
 
     out = anyio.run(session)
     assert out["no_token"] == 401 and out["bad_token"] == 401
-    assert out["names"] == tool_names()
-    assert out["held"].is_error and out["held"].structured_content["error"] == "needs_confirmation"
-    assert "preview" in out["held"].structured_content["data"]
+    assert out["names"] == MODEL_TOOLS
+    # No elicitation: the preview and an instruction for the person, no replayable token.
+    held = out["held"]
+    assert held.is_error and held.structured_content["error"] == "needs_confirmation"
+    assert set(held.structured_content["data"]) == {"preview"}
+    assert "plan_id" not in _text(held) and "Tell the person" in _text(held)
     assert np.allclose(out["q_held"], q0, atol=0.01)  # held: nothing moved
-    assert not out["confirmed"].is_error, _text(out["confirmed"])
-    assert out["q_confirmed"][0] == pytest.approx(target, abs=TOLERANCE)
-    assert out["reused"].is_error and "already used" in _text(out["reused"])  # single use
+    assert out["self_confirm"].is_error and "human act" in _text(out["self_confirm"])
+    assert np.allclose(out["q_after"], q0, atol=0.01)
 
 
 def test_http_refuses_non_loopback_bind_without_token(ros_env: dict[str, str]) -> None:

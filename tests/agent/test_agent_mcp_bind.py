@@ -13,7 +13,7 @@ from robo_agent.agent.mcp_server import (
     list_mcp_tools,
     to_call_result,
 )
-from robo_agent.core.tools import ToolResult, args_json_schema, tool_names
+from robo_agent.core.tools import HUMAN_ONLY, ToolResult, args_json_schema, tool_names
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
@@ -41,7 +41,7 @@ def test_static_token_verifier() -> None:
 
 def test_tool_list_comes_from_the_registry() -> None:
     tools = list_mcp_tools()
-    assert [t.name for t in tools] == tool_names()
+    assert [t.name for t in tools] == [n for n in tool_names() if n not in HUMAN_ONLY]
     assert all(t.input_schema == args_json_schema(t.name) for t in tools)
     by_name = {t.name: t for t in tools}
     assert by_name["get_robot_state"].annotations.read_only_hint is True

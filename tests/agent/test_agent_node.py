@@ -1,7 +1,8 @@
 """The `agent` node as its own process: NL commands on /robo_agent/command, JSON replies.
 
-Runs with the default (attended) policy and the offline grammar, so the human's
-confirmation arrives as a "confirm" command on the same topic.
+Runs with the default (attended) policy and the offline grammar. Approval is a human act:
+only an operator message on /robo_agent/operator carrying the node's operator_token
+approves a held plan; a bare "yes" on the command topic does not.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class CommandClient:
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node("agent_test_commander", context=self.context)
         self.pub = self.node.create_publisher(String, "/robo_agent/command", 10)
+        self.operator_pub = self.node.create_publisher(String, "/robo_agent/operator", 10)
         self.replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self.node.create_subscription(
             String, "/robo_agent/reply", lambda m: self.replies.put(json.loads(m.data)), 10
@@ -83,6 +85,15 @@ class CommandClient:
         assert reply["command"] == text
         return reply
 
+    def operator(self, token: str, action: str, timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + 5.0
+        while not self.operator_pub.get_subscription_count():
+            assert time.monotonic() < deadline, "no subscriber on /robo_agent/operator"
+            time.sleep(0.05)
+        self.operator_pub.publish(self.String(data=json.dumps({"token": token,
+                                                                "action": action})))
+        return self.replies.get(timeout=timeout)
+
     def close(self) -> None:
         self.executor.shutdown()
         self.node.destroy_node()
@@ -119,10 +130,13 @@ def start_agent_node(
         log.close()
 
 
+TOKEN = "operator-secret-for-tests"
+
+
 @pytest.fixture
 def agent_node(sim_robot: Any, ros_env: dict[str, str], tmp_path: Path) -> Iterator[CommandClient]:
     """The node with the offline grammar (no LLM configured) and the default policy."""
-    yield from start_agent_node(ros_env, tmp_path)
+    yield from start_agent_node(ros_env, tmp_path, f"operator_token:={TOKEN}")
 
 
 def test_commands_confirmation_and_replies_over_topics(
@@ -140,15 +154,25 @@ def test_commands_confirmation_and_replies_over_topics(
 
         held = agent_node.ask("move 3 cm up")
         assert not held["ok"]
-        assert "Held for confirmation" in held["text"] and "'confirm'" in held["text"]
+        assert "Held for confirmation" in held["text"] and "/robo_agent/operator" in held["text"]
         assert kin.ee_pose(sim_robot.positions())[0][2] == pytest.approx(z0, abs=0.003)
 
-        done = agent_node.ask("confirm")
+        # Anyone can publish "yes" on the command topic: that is not approval.
+        for word in ("yes", "confirm"):
+            bare = agent_node.ask(word)
+            assert not bare["ok"] and "not approved" in bare["text"]
+        wrong = agent_node.operator("guessed-token", "confirm")
+        assert not wrong["ok"] and "wrong operator token" in wrong["text"]
+        released = agent_node.ask("reset the emergency stop")  # a human act, not topic text
+        assert not released["ok"] and "human act" in released["text"]
+        assert kin.ee_pose(sim_robot.positions())[0][2] == pytest.approx(z0, abs=0.003)
+
+        done = agent_node.operator(TOKEN, "confirm")
         assert done["ok"], done["text"]
         assert done["results"][0]["tool"] == "move_end_effector_relative"
         assert kin.ee_pose(sim_robot.positions())[0][2] - z0 == pytest.approx(0.03, abs=0.01)
 
-    nothing = agent_node.ask("confirm")
+    nothing = agent_node.operator(TOKEN, "confirm")
     assert not nothing["ok"] and "no plan waiting" in nothing["text"]
 
     unknown = agent_node.ask("juggle three balls")
@@ -167,7 +191,8 @@ def test_llm_mode_the_human_confirms_on_the_topic(
         {"tool_calls": [("move_joints", {"joints": {"panda_joint1": target}})]},
         {"content": "The move is waiting for your approval."},
     ]
-    nodes = start_agent_node(ros_env, tmp_path, f"base_url:={scripted_llm.url}", "model:=m")
+    nodes = start_agent_node(ros_env, tmp_path, f"base_url:={scripted_llm.url}", "model:=m",
+                             f"operator_token:={TOKEN}")
     client = next(nodes)
     try:
         held = client.ask("turn the base a little to the left")
@@ -179,7 +204,9 @@ def test_llm_mode_the_human_confirms_on_the_topic(
         told = [m for m in scripted_llm.requests[-1]["messages"] if m["role"] == "tool"]
         assert "has not approved" in told[-1]["content"]
 
-        done = client.ask("confirm")
+        assert not client.ask("yes")["ok"]  # unauthenticated: not approval
+        assert sim_robot.positions()[0] == pytest.approx(q0[0], abs=0.01)
+        done = client.operator(TOKEN, "confirm")
         assert done["ok"], done["text"]
         assert sim_robot.positions()[0] == pytest.approx(target, abs=0.03)
         assert len(scripted_llm.requests) == 2  # confirming did not involve the LLM

@@ -33,7 +33,9 @@ def test_registry_has_every_tool_in_order() -> None:
 
 def test_openai_tools_are_valid_function_definitions() -> None:
     defs = openai_tools()
-    assert [d["function"]["name"] for d in defs] == EXPECTED
+    # The human-only tools (e-stop release, plan approval) are never offered to a model.
+    assert [d["function"]["name"] for d in defs] == [
+        n for n in EXPECTED if n not in ("reset_emergency_stop", "confirm_plan")]
     for d in defs:
         assert d["type"] == "function"
         params = d["function"]["parameters"]

@@ -1,0 +1,74 @@
+"""Recording camera frames of a headless run: `--record out.gif | out.mp4 | DIR`.
+
+GIF through Pillow (already installed with matplotlib), MP4 through an `ffmpeg` on PATH
+(raw RGB frames on its stdin), anything else is a folder of numbered PNGs. The target is
+checked before the run starts, so a bad path fails fast and changes nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from robo_agent.core.png import encode_png
+
+
+class RecordError(ValueError):
+    """The recording target cannot be written (no ffmpeg for .mp4, a file as folder...)."""
+
+
+class Recorder:
+    """Collects (h, w, 3) uint8 frames and writes them when closed."""
+
+    def __init__(self, target: str | Path, fps: float) -> None:
+        self.path = Path(target)
+        self.fps = float(min(max(fps, 1.0), 50.0))
+        self.kind = {".gif": "gif", ".mp4": "mp4"}.get(self.path.suffix.lower(), "png")
+        self.frames = 0
+        self._gif: list[np.ndarray] = []
+        self._ffmpeg: subprocess.Popen[bytes] | None = None
+        if self.kind == "mp4" and shutil.which("ffmpeg") is None:
+            raise RecordError(f"{self.path}: MP4 needs ffmpeg on PATH; record to .gif or a "
+                              "PNG folder instead")
+        if self.kind == "png":
+            if self.path.exists() and not self.path.is_dir():
+                raise RecordError(f"{self.path} exists and is not a folder (PNG frames go in a "
+                                  "folder; use .gif or .mp4 for one file)")
+            self.path.mkdir(parents=True, exist_ok=True)
+        elif not self.path.parent.is_dir():
+            raise RecordError(f"{self.path}: folder {self.path.parent} does not exist")
+
+    def add(self, frame: np.ndarray) -> None:
+        frame = np.ascontiguousarray(frame[:, :, :3], dtype=np.uint8)
+        if self.kind == "png":
+            (self.path / f"frame_{self.frames:05d}.png").write_bytes(encode_png(frame))
+        elif self.kind == "gif":
+            self._gif.append(frame)
+        else:
+            if self._ffmpeg is None:
+                h, w = frame.shape[:2]
+                self._ffmpeg = subprocess.Popen(
+                    ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+                     "-s", f"{w}x{h}", "-r", f"{self.fps:g}", "-i", "-", "-pix_fmt", "yuv420p",
+                     str(self.path)], stdin=subprocess.PIPE)
+            assert self._ffmpeg.stdin is not None
+            self._ffmpeg.stdin.write(frame.tobytes())
+        self.frames += 1
+
+    def close(self) -> str:
+        """Write what was collected; returns a one-line description."""
+        if self.kind == "gif" and self._gif:
+            from PIL import Image
+
+            images = [Image.fromarray(f) for f in self._gif]
+            images[0].save(self.path, save_all=True, append_images=images[1:],
+                           duration=round(1000 / self.fps), loop=0)
+        elif self._ffmpeg is not None:
+            assert self._ffmpeg.stdin is not None
+            self._ffmpeg.stdin.close()
+            if self._ffmpeg.wait() != 0:
+                raise RecordError(f"ffmpeg failed writing {self.path}")
+        return f"recorded {self.frames} frames at {self.fps:g} fps to {self.path}"
