@@ -29,7 +29,9 @@ pytestmark = [pytest.mark.research, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def _procs_of(tmpdir: Path) -> dict[int, str]:
-    """pid -> command line of every live process started under a node (its TMPDIR)."""
+    """pid -> command line of every live process started under a node: its TMPDIR is in
+    the environment, or (a sandboxed train.py, whose TMPDIR is the sandbox's private /tmp)
+    its command line or working directory lies under the node's TMPDIR."""
     marker = f"TMPDIR={tmpdir}".encode()
     found = {}
     for entry in Path("/proc").iterdir():
@@ -39,9 +41,11 @@ def _procs_of(tmpdir: Path) -> dict[int, str]:
             env = (entry / "environ").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if marker in env and state != "Z":
+        mine = marker in env or str(tmpdir) in cmd or cwd.startswith(str(tmpdir))
+        if mine and state != "Z":
             found[int(entry.name)] = cmd
     return found
 
