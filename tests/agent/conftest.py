@@ -144,7 +144,11 @@ def ros_env() -> Iterator[dict[str, str]]:
     pytest.importorskip("rclpy")
     saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
     taken = os.environ.get("ROS_DOMAIN_ID", "")  # e.g. set by the ros tests' fixture
-    domain = random.choice([d for d in range(1, 101) if str(d) != taken])
+    candidates = [d for d in range(1, 101) if str(d) != taken]
+    random.shuffle(candidates)
+    # A domain somebody else's nodes use (another test run on this machine) would mix
+    # their /joint_states into ours: motions "reached" while our arm never moved.
+    domain = next((d for d in candidates[:8] if _domain_is_free(d)), candidates[0])
     os.environ["ROS_DOMAIN_ID"] = str(domain)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env = dict(os.environ)
@@ -158,6 +162,23 @@ def ros_env() -> Iterator[dict[str, str]]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _domain_is_free(domain: int, listen_s: float = 1.0) -> bool:
+    """No other ROS node is visible in `domain` (localhost discovery) after `listen_s`."""
+    import rclpy
+
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    try:
+        node = rclpy.create_node("agent_test_domain_probe", context=context)
+        time.sleep(listen_s)
+        others = [n for n in node.get_node_names() if n != "agent_test_domain_probe"]
+        node.destroy_node()
+        return not others
+    finally:
+        context.try_shutdown()
 
 
 class JointStateProbe:
@@ -192,9 +213,9 @@ class JointStateProbe:
             self._latest.update(zip(msg.name, msg.position, strict=False))
             self._stamp = time.monotonic()
 
-    def positions(self, max_age: float = 0.5) -> np.ndarray:
+    def positions(self, max_age: float = 0.5, wait: float = 10.0) -> np.ndarray:
         """The latest arm joint positions (robot order); waits for a fresh message."""
-        deadline = time.monotonic() + 10.0
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             with self._lock:
                 if self._stamp and time.monotonic() - self._stamp < max_age and all(
@@ -202,7 +223,7 @@ class JointStateProbe:
                 ):
                     return np.array([self._latest[n] for n in self.joint_names])
             time.sleep(0.02)
-        raise TimeoutError("no fresh /joint_states within 10 s")
+        raise TimeoutError(f"no fresh /joint_states within {wait} s")
 
     def value(self, name: str) -> float:
         self.positions()
@@ -239,12 +260,19 @@ def sim_robot(
     probe = JointStateProbe(load_robot("panda").joint_names, int(ros_env["ROS_DOMAIN_ID"]))
     try:
         try:
-            probe.positions()
+            probe.positions(wait=30.0)  # the first start on a loaded machine is slow
         except TimeoutError:
             pytest.fail(
                 f"sim_robot published no /joint_states (exit {proc.poll()}): "
                 f"{log_path.read_text()[-2000:]}"
             )
+        deadline = time.monotonic() + 5.0  # a robot of an earlier module may still be leaving
+        while (publishers := probe.node.count_publishers("/joint_states")) != 1 \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if publishers != 1:
+            pytest.fail(f"{publishers} /joint_states publishers in ROS domain "
+                        f"{ros_env['ROS_DOMAIN_ID']}: another robot shares the domain")
         yield probe
     finally:
         probe.close()

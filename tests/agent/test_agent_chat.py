@@ -264,8 +264,10 @@ def test_chat_cli_unreachable_endpoint(
 
 @pytest.mark.slow
 def test_ctrl_c_during_a_motion_stops_the_arm(
-    sim_robot: Any, ros_env: dict[str, str], scripted_llm: Any, tmp_path: Path
+    sim_robot: Any, unattended: Any, ros_env: dict[str, str], scripted_llm: Any, tmp_path: Path
 ) -> None:
+    # Start from home whatever the earlier tests did (this test must not depend on order).
+    assert unattended.call("move_joints", {"positions": list(PANDA.home)}).ok
     q0 = float(sim_robot.positions()[0])
     target = q0 + 0.6
     scripted_llm.script = [
@@ -289,7 +291,9 @@ def test_ctrl_c_during_a_motion_stops_the_arm(
     assert "interrupted; stop:" in out and "Traceback" not in err
     time.sleep(0.5)
     q_end = float(sim_robot.positions()[0])
-    assert q0 + 0.05 < q_end < target - 0.2  # stopped part way, and stays there
+    assert q0 + 0.05 < q_end < target - 0.2  # stopped part way
+    time.sleep(1.0)
+    assert float(sim_robot.positions()[0]) == pytest.approx(q_end, abs=0.01)  # and stays
 
 
 def test_the_model_cannot_release_the_estop_even_with_yes(
