@@ -199,7 +199,10 @@ class Sandbox:
             return list(cmd)
         assert self.tmp is not None
         args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session"]
-        readable = list(_readable_paths())
+        # The private /tmp first: a Python environment or checkout that lives under /tmp
+        # (a CI clone, a venv in /tmp) is then bound read-only on top of it, not hidden.
+        args += ["--bind", self.tmp, "/tmp"]
+        readable = [p for p in _readable_paths() if p != "/tmp"]
         for path in readable:
             args += _mounts_for(path)
         workspace = next((p.parent for p in self.folder.parents if p.name == ".research"), None)
@@ -212,7 +215,7 @@ class Sandbox:
                      for a in ("--dev-bind", str(dev), str(dev))]  # fmt: skip
         shm = int(self.memory_mb * 2**20)
         args += ["--size", str(shm), "--tmpfs", "/dev/shm"]
-        args += ["--bind", self.tmp, "/tmp", "--bind", str(self.folder), str(self.folder)]
+        args += ["--bind", str(self.folder), str(self.folder)]
         args += ["--remount-ro", "/", "--chdir", str(self.folder), "--"]
         return args + list(cmd)
 

@@ -139,11 +139,16 @@ def positions(msg: Any) -> np.ndarray | None:
     return np.array([msg.points[0].positions[index[n]] for n in NAMES])
 
 
-def assert_steps_bounded(records: list[tuple[float, np.ndarray, Any]], slack: float = 0.0) -> None:
-    for _, measured, msg in records:
+def assert_steps_bounded(records: list[tuple[float, np.ndarray, Any]], slack: float = 0.0,
+                         window: float = 0.0) -> None:
+    """Every command within the max step (+ slack) of a pose the arm had when it arrived
+    or, with `window`, at some arrival in the `window` seconds before (the runner plans
+    from the state it last received, which on a loaded machine lags the arm)."""
+    for i, (t, measured, msg) in enumerate(records):
         q = positions(msg)
         if q is not None:
-            step = float(np.max(np.abs(q - measured)))
+            seen = [m for tj, m, _ in records[: i + 1] if t - tj <= window] or [measured]
+            step = min(float(np.max(np.abs(q - m))) for m in seen)
             assert step <= STEP_BOUND + slack + 1e-9, f"command {step:.4f} rad from measured"
 
 
@@ -390,7 +395,7 @@ def test_estop_mid_motion_holds_within_one_period(
         # the hold at the measured pose as the last message
         assert 0 < len(sent) <= int(status["commands"]) + 1
         assert float(np.max(np.abs(positions(records[-1][2]) - records[-1][1]))) < STEP_BOUND
-        assert_steps_bounded(records, slack=0.05)  # measured pose moves while in flight
+        assert_steps_bounded(records, slack=0.05, window=0.25)  # pose moves in flight
         assert finish(proc) == 1, proc.output()  # a run ended by the e-stop is not a success
     finally:
         sim.pub_estop.publish(Bool(data=False))
