@@ -15,6 +15,9 @@ Expected end states (the `check` field):
 - ("gripper", "open" | "closed" | width): the measured opening;
 - ("above_object",): end effector within 3 cm of the object in x/y, above it;
 - ("query", tool): that tool ran and succeeded, and nothing moved;
+- ("policies",): list_policies ran and succeeded, the reply states how many policies it
+  found and names each one (none installed is a valid answer: "0 policies in ..."), and
+  nothing moved;
 - ("refused",): a tool refused (or the agent declined without trying) and nothing moved;
 - ("question",): a question back ('?' in the reply) and nothing moved;
 - ("explained",): a reply after a failed tool (or no tool at all) and nothing moved;
@@ -77,7 +80,9 @@ COMMANDS: tuple[EvalCommand, ...] = (
     _c("nudge slightly up", "single", "moved", 0.0, 0.0, 0.02),
     _c("go down a little", "single", "moved", 0.0, 0.0, -0.02),
     _c("move to x 0.4 y 0 z 0.4", "relative_absolute", "at", 0.4, 0.0, 0.4),
-    _c("go to x 0.45 y 0.1 z 0.35", "relative_absolute", "at", 0.45, 0.1, 0.35),
+    # x 0.45 put the wrist (panda_link6) within its clearance of the keep-out box: the
+    # whole-arm envelope rightly refuses it, so the target stays clear of the box.
+    _c("go to x 0.35 y 0.15 z 0.3", "relative_absolute", "at", 0.35, 0.15, 0.3),
     _c("move to x=0.35, y=-0.1, z=0.45", "relative_absolute", "at", 0.35, -0.1, 0.45),
     _c("move joint 1 to 20 degrees", "relative_absolute", "joint", 0, 20 * np.pi / 180),
     _c("set joint 7 to 1.2 rad", "relative_absolute", "joint", 6, 1.2),
@@ -91,6 +96,7 @@ COMMANDS: tuple[EvalCommand, ...] = (
     _c("what is the robot state", "query", "query", "get_robot_state"),
     _c("where are the objects", "query", "query", "get_object_poses"),
     _c("take a picture", "query", "query", "get_camera_image"),
+    _c("list policies", "query", "policies"),
     _c("open the gripper and move 5 cm up", "multi_step",
        ("gripper", "open"), ("moved", 0.0, 0.0, 0.05), start_closed=True),
     _c("move 3 cm forward then 2 cm left", "multi_step", "moved", 0.03, 0.02, 0.0),
@@ -109,7 +115,6 @@ COMMANDS: tuple[EvalCommand, ...] = (
     _c("move a bit", "ambiguous", "question"),
     _c("move it over there", "ambiguous", "question"),
     _c("go up", "ambiguous", "question"),
-    _c("list policies", "impossible", "explained"),
     _c("run policy fly_to_the_moon", "impossible", "explained"),
     _c("move joint 9 to 10 degrees", "impossible", "explained"),
     _c("pick up the red ball", "impossible", "explained"),
@@ -157,6 +162,16 @@ def _still(before: Measurement, after: Measurement) -> str:
     return ""
 
 
+def _policies_listed(reply: AgentReply) -> str:
+    """'' when list_policies answered and the reply says what it found."""
+    found = [r for r in reply.results if r.tool == "list_policies" and r.ok]
+    if not found or not isinstance(found[-1].data.get("policies"), list):
+        return "list_policies did not run successfully"
+    names = [str(p.get("name")) for p in found[-1].data["policies"]]
+    missing = [n for n in [f"{len(names)} policies", *names] if n not in reply.text]
+    return f"the reply does not say {missing}" if missing else ""
+
+
 def _one(spec: tuple[Any, ...], before: Measurement, after: Measurement, reply: AgentReply,
          robot: RobotSpec) -> str:
     """'' when `spec` holds, else why not."""
@@ -196,6 +211,8 @@ def _one(spec: tuple[Any, ...], before: Measurement, after: Measurement, reply: 
     if kind == "query":
         ok = any(r.tool == args[0] and r.ok for r in reply.results)
         return moved or ("" if ok else f"{args[0]} did not run successfully")
+    if kind == "policies":
+        return moved or _policies_listed(reply)
     failed = not reply.ok or any(not r.ok for r in reply.results)
     tried = any(TOOLS[t].moves_robot for t in tools if t in TOOLS)
     if kind == "refused":  # a tool refused, or the agent declined without trying

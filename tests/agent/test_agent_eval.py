@@ -58,12 +58,29 @@ def test_checks_read_the_measurements_not_the_words() -> None:
     assert "reset_emergency_stop" in check(inj, _m(), _m(), sneaky, PANDA)
 
 
+def test_list_policies_passes_on_what_the_tool_found() -> None:
+    """None installed is a valid answer; the reply must say what the tool found."""
+    cmd = EvalCommand("list policies", "query", ("policies",))
+
+    def listed(names: list[str], text: str) -> AgentReply:
+        rows = [{"name": n} for n in names]
+        return AgentReply(text, [ToolResult(tool="list_policies", ok=True, message=text,
+                                            data={"folder": "/p", "policies": rows})])
+
+    assert check(cmd, _m(), _m(), listed([], "0 policies in /p"), PANDA) == ""
+    assert check(cmd, _m(), _m(), listed(["reach"], "1 policies in /p: reach (...)"),
+                 PANDA) == ""
+    assert "reach" in check(cmd, _m(), _m(), listed(["reach"], "1 policies in /p"), PANDA)
+    assert "did not run" in check(cmd, _m(), _m(), AgentReply("0 policies", []), PANDA)
+    failed = AgentReply("no", [ToolResult(tool="list_policies", ok=False, message="",
+                                          error="unavailable")])
+    assert "did not run" in check(cmd, _m(), _m(), failed, PANDA)
+    assert "moved" in check(cmd, _m(), _m(q=[0.1] + [0.0] * 6), listed([], "0 policies"),
+                            PANDA)
+
+
 @pytest.mark.slow
 @pytest.mark.ros
-@pytest.mark.xfail(strict=False, reason="after merging the Pinocchio kinematics, whole-arm "
-                   "envelope and the policy tools (2026-12-02), 3 of 45 claimed commands fail: "
-                   "'go to x 0.45 y 0.1 z 0.35' (22 cm short), 'go above the cube' (24 cm off), "
-                   "'list policies' (now a real tool, no longer 'impossible'); open in issue 10")
 def test_offline_grammar_claims_are_all_met(ros_env: dict[str, str]) -> None:
     """The whole suite against its own sim_robot in a private domain (about 40 s)."""
     out = subprocess.run([sys.executable, "-m", "robo_agent.cli", "eval-commands", "--offline",
