@@ -149,8 +149,8 @@ class LLMAgent:
     def _run_tool(self, name: str, arguments: str | None) -> ToolResult:
         # execute_with_confirmation refuses the human-only tools (even with --yes).
         return execute_with_confirmation(
-            self.executor, name, arguments, self.confirm, self.auto_confirm
-        )
+            self.executor, name, arguments, self.confirm, self.auto_confirm,
+            channel=f"LLM {self.model}")
 
     def handle(self, text: str) -> AgentReply:
         """Answer one user message. Raises AgentError when the endpoint cannot be used."""

@@ -37,6 +37,7 @@ from mcp.server.stdio import stdio_server
 
 from robo_agent import __version__
 from robo_agent.agent.mcp_confirm import answer_from_retry, confirm_with_human
+from robo_agent.core.operator import refuse_human_only
 from robo_agent.core.tools import (
     HUMAN_ONLY,
     RESULT_SCHEMA,
@@ -45,7 +46,6 @@ from robo_agent.core.tools import (
     ToolResult,
     args_json_schema,
     model_tools,
-    refuse_human_only,
 )
 
 __all__ = [
@@ -155,8 +155,8 @@ def build_server(executor: ToolExecutor, robot: str = "") -> Server[Any]:
     async def on_call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        refused = refuse_human_only(params.name)
-        if refused is not None:  # a human act: no MCP client may do it
+        refused = refuse_human_only(params.name, executor, channel="MCP client")
+        if refused is not None:  # a human act: no MCP client may do it (audited)
             return to_call_result(refused)
         settled = await answer_from_retry(executor, params)
         if settled is not None:  # the person answered our approval question

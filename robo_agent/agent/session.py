@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from robo_agent.agent.grammar import GrammarError, describe_grammar, is_help, parse_command
+from robo_agent.core.operator import refuse_human_only
 from robo_agent.core.robot_spec import RobotSpec
-from robo_agent.core.tools import TOOLS, ToolExecutor, ToolResult, refuse_human_only
+from robo_agent.core.tools import TOOLS, ToolExecutor, ToolResult
 
 __all__ = [
     "AgentReply",
@@ -99,15 +100,17 @@ def execute_with_confirmation(
     arguments: dict[str, Any] | str | None,
     confirm: ConfirmFn,
     auto_confirm: bool = False,
+    channel: str = "model",
 ) -> ToolResult:
     """Call a tool; if the safety policy holds it for confirmation, ask the human.
 
     This is the path of a *proposed* call (a model's or the grammar's): human-only tools
-    are refused here. Approved (or `auto_confirm`): the plan runs through `human_approve`
-    and its measured result is returned. Declined: a failed result that says nothing
-    moved and carries the preview but not the plan id, so it cannot be replayed.
+    are refused here, and the refusal is audited under `channel`. Approved (or
+    `auto_confirm`): the plan runs through `human_approve` and its measured result is
+    returned. Declined: a failed result that says nothing moved and carries the preview
+    but not the plan id, so it cannot be replayed.
     """
-    refused = refuse_human_only(str(name))
+    refused = refuse_human_only(str(name), executor, channel=channel)
     if refused is not None:
         return refused
     result = executor.call(name, arguments)
@@ -245,8 +248,8 @@ class OfflineAgent:
                 result = human_release_estop(self.executor, "typed at the chat terminal")
             else:
                 result = execute_with_confirmation(
-                    self.executor, call.name, call.arguments, self.confirm, self.auto_confirm
-                )
+                    self.executor, call.name, call.arguments, self.confirm, self.auto_confirm,
+                    channel="command text (offline grammar)")
             results.append(result)
             if not result.ok:
                 break

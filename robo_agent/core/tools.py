@@ -168,7 +168,7 @@ class ToolSpec:
     args_model: type[BaseModel]
     moves_robot: bool
     # A human act (releasing an e-stop, approving a held plan): never offered to a model,
-    # refused when a model asks for it (`ModelToolGate`); only a human channel calls it.
+    # refused when a model asks for it (`robo_agent.core.operator`); only a human channel calls it.
     human_only: bool = False
 
 
@@ -424,36 +424,3 @@ class ToolExecutor(Protocol):
     def call(self, name: str, arguments: dict[str, Any] | str | None) -> ToolResult: ...
 
     def close(self) -> None: ...
-
-
-def refuse_human_only(name: str) -> ToolResult | None:
-    """The refusal a model gets for a human-only tool, or None for any other tool."""
-    if name not in HUMAN_ONLY:
-        return None
-    act = "release the emergency stop" if name == "reset_emergency_stop" else "approve a plan"
-    return ToolResult(
-        tool=name,
-        ok=False,
-        error="refused",
-        message=f"{name} is a human act: only the person operating the robot can {act} "
-        "(terminal prompt, MCP approval form, or the authenticated operator console); "
-        "nothing changed",
-    )
-
-
-class ModelToolGate:
-    """The executor a model talks to: every tool except the human-only ones.
-
-    The human channels (terminal prompt, MCP elicitation, ROS operator console) call the
-    wrapped executor, `inner`, directly; nothing a model sends reaches it for those tools.
-    """
-
-    def __init__(self, inner: ToolExecutor) -> None:
-        self.inner = inner
-
-    def call(self, name: str, arguments: dict[str, Any] | str | None) -> ToolResult:
-        refused = refuse_human_only(str(name))
-        return refused if refused is not None else self.inner.call(name, arguments)
-
-    def close(self) -> None:
-        self.inner.close()

@@ -30,13 +30,13 @@ plan up front. The e-stop topic is a software stop, not a safety-rated one (docs
 
 from __future__ import annotations
 
-import hmac
 import json
 import queue
 import sys
 import threading
 from typing import Any
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 from std_msgs.msg import String
@@ -51,6 +51,12 @@ from robo_agent.agent.session import (
     human_release_estop,
     summarize,
     wait_for_robot,
+)
+from robo_agent.core.operator import (
+    OPERATOR_TOKEN_HELP,
+    OPERATOR_TOKEN_PARAMETER,
+    audit_log_of,
+    operator_token_problem,
 )
 from robo_agent.core.robot_spec import RobotSpec, load_robot
 from robo_agent.core.tools import ToolResult
@@ -78,9 +84,10 @@ class AgentNode(Node):
         self.declare_parameter("auto_confirm", False)
         self.declare_parameter("max_rounds", 8)
         self.declare_parameter("llm_timeout", 60.0)
-        self.declare_parameter("operator_token", "")
+        self.declare_parameter(OPERATOR_TOKEN_PARAMETER, "",
+                               ParameterDescriptor(description=OPERATOR_TOKEN_HELP))
         p = self.get_parameter
-        self._operator_token = str(p("operator_token").value).encode()
+        self._operator_token = str(p(OPERATOR_TOKEN_PARAMETER).value)
         self.robot: RobotSpec = load_robot(p("robot").value)
         self.auto_confirm = bool(p("auto_confirm").value)
         if int(p("max_rounds").value) < 1 or float(p("llm_timeout").value) <= 0:
@@ -170,11 +177,9 @@ class AgentNode(Node):
             return "refused: operator messages are JSON objects"
         if not isinstance(req, dict) or not isinstance(req.get("token"), str):
             return 'refused: expected {"token": ..., "action": ...}'
-        if not self._operator_token:
-            return "refused: this node has no operator_token parameter, so nothing can be " \
-                   "approved or released over ROS"
-        if not hmac.compare_digest(req["token"].encode(), self._operator_token):
-            return "refused: wrong operator token"
+        problem = operator_token_problem(self._operator_token, req["token"])
+        if problem is not None:
+            return f"refused: {problem}"
         action = req.get("action")
         if action not in ("confirm", "cancel", "release_estop"):
             return "refused: action must be 'confirm', 'cancel' or 'release_estop'"
@@ -184,6 +189,10 @@ class AgentNode(Node):
         checked = self._operator_check(msg)
         if isinstance(checked, str):
             self.get_logger().warning(f"operator message {checked}")
+            audit = audit_log_of(self.tools)
+            if audit is not None:  # a failed attempt at a human act is on record
+                audit.record("operator_message", "refused", checked, "operator_token",
+                             code="refused", channel=OPERATOR_TOPIC)
             self._publish("operator", AgentReply(text=checked, understood=False))
             return
         action, reason = checked

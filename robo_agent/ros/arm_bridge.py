@@ -11,6 +11,15 @@ and read the answer on `/robo_agent/tool_result` (std_msgs/String):
 Motion tools run one at a time in order; `stop`, `emergency_stop`, `reset_emergency_stop`
 and the read-only tools run on a separate worker so they are never queued behind a motion.
 
+Human authority: the human-only tools (`reset_emergency_stop`, `confirm_plan`) run only
+for a request that carries the node's `operator_token` parameter as `"token"` (the same
+parameter and check as the agent node's operator topic, `robo_agent.core.operator`):
+
+    {"id": "7", "tool": "reset_emergency_stop", "arguments": {...}, "token": "<operator_token>"}
+
+Without it (or with a wrong one, or when the node has no token) the call is refused,
+nothing changes, and the refusal is written to the audit log.
+
     python -m robo_agent.ros.arm_bridge --ros-args -p robot:=panda -p safety_policy:=unattended
 """
 
@@ -24,9 +33,14 @@ from typing import Any
 from rcl_interfaces.msg import ParameterDescriptor
 from std_msgs.msg import String
 
+from robo_agent.core.operator import (
+    OPERATOR_TOKEN_HELP,
+    OPERATOR_TOKEN_PARAMETER,
+    operator_token_problem,
+)
 from robo_agent.core.robot_spec import RobotSpecError
 from robo_agent.core.safety_policy import SafetyPolicyError
-from robo_agent.core.tools import TOOLS, ToolError, ToolResult
+from robo_agent.core.tools import HUMAN_ONLY, TOOLS, ToolError, ToolResult
 from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.node_main import run_node
 from robo_agent.ros.tool_executor import make_runner
@@ -35,6 +49,7 @@ from robo_agent.ros.tool_node import ToolNode
 BRIDGE_PARAMETERS: dict[str, tuple[object, str]] = {
     "tool_call_topic": (ifc.TOOL_CALL_TOPIC, "std_msgs/String JSON tool requests"),
     "tool_result_topic": (ifc.TOOL_RESULT_TOPIC, "std_msgs/String JSON tool results"),
+    OPERATOR_TOKEN_PARAMETER: ("", OPERATOR_TOKEN_HELP),
 }
 
 
@@ -70,10 +85,27 @@ class ArmBridge(ToolNode):
                                                       f"malformed tool call: {err}"))
             self._publish(None, result)
             return
+        if req["tool"] in HUMAN_ONLY and not self._operator_allows(req):
+            return
         spec = TOOLS.get(req["tool"])
         worker = self._motion_worker if spec is not None and spec.moves_robot \
             else self._other_worker
         worker.submit(self._run, req.get("id"), req["tool"], req.get("arguments"))
+
+    def _operator_allows(self, req: dict[str, Any]) -> bool:
+        """A human-only call: True with the operator token; else refused, audited, answered."""
+        tool, topic = req["tool"], str(self.p["tool_call_topic"])
+        problem = operator_token_problem(str(self.p[OPERATOR_TOKEN_PARAMETER]), req.get("token"))
+        if problem is None:
+            self.runner.env.allow(tool, f"operator token verified on {topic}", channel=topic)
+            return True
+        reason = (f"{tool} is a human act: on {topic} it needs the operator console's token "
+                  f"({problem}); nothing changed")
+        self.runner.env.refuse(tool, "refused", reason, OPERATOR_TOKEN_PARAMETER, channel=topic)
+        self.get_logger().warning(reason)
+        self._publish(req.get("id"), ToolResult(tool=tool, ok=False, error="refused",
+                                                message=reason))
+        return False
 
     def _run(self, call_id: Any, tool: str, arguments: Any) -> None:
         try:

@@ -90,6 +90,11 @@ class RosToolExecutor:
         assert self._runner is not None
         return self._runner
 
+    @property
+    def audit(self) -> AuditLog:
+        """The JSONL audit log of this executor's decisions."""
+        return self.runner.env.audit
+
     def call(self, name: str, arguments: dict[str, Any] | str | None = None) -> ToolResult:
         """Run one tool; never raises for tool-level problems."""
         if self._closed:

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from robo_agent.agent.session import wait_for_robot
+from robo_agent.core.audit import read_audit_log
 from robo_agent.core.paths import safety_dir
 from robo_agent.core.robot_spec import load_robot
 from robo_agent.core.tools import HUMAN_ONLY, ToolResult, tool_names
@@ -315,6 +316,11 @@ def test_the_model_cannot_release_the_estop_even_with_yes(
         reset, confirm, move = reply.results
         assert reset.error == "refused" and "human act" in reset.message
         assert confirm.error == "refused" and move.error == "estop"
+        # The attempts are on record in the executor's audit log, with who asked.
+        tried = [(r["tool"], r["decision"], r["details"]["channel"])
+                 for r in read_audit_log(unattended.audit.path) if r["limit"] == "human_only"]
+        assert tried[-2:] == [("reset_emergency_stop", "refused", "LLM scripted"),
+                              ("confirm_plan", "refused", "LLM scripted")]
         state = unattended.call("get_robot_state", {})
         assert state.data["estop"] is True  # still latched
         assert "e-stop LATCHED" in reply.sensors

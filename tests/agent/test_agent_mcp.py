@@ -158,6 +158,10 @@ def test_stdio_server_lists_calls_and_reports_errors(
     assert all(entry["source"] == "/robo_agent_mcp" for entry in audit)
     refused = [e for e in audit if e["tool"] == "move_joints" and e["decision"] == "refused"]
     assert any("panda_joint2" in e["reason"] for e in refused)
+    # So did the human acts it asked for and was refused (nothing ran, but it tried).
+    human = [(e["tool"], e["details"]["channel"]) for e in audit if e["limit"] == "human_only"]
+    assert human == [("confirm_plan", "MCP client"), ("reset_emergency_stop", "MCP client")]
+    assert all(e["decision"] == "refused" for e in audit if e["limit"] == "human_only")
 
 
 def _operator(ros_env: dict[str, str], tmp_path: Path) -> Any:

@@ -39,6 +39,7 @@ from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from robo_agent.ros import interfaces as ifc  # noqa: E402
 
 _HERE = Path(__file__).parent
+OPERATOR_TOKEN = "test-operator-token-7f3a"  # the session bridge's operator_token parameter
 CONTROLLER_TOPICS = {
     "/arm_controller/joint_trajectory": JointTrajectory,
     "/position_controller/commands": Float64MultiArray,
@@ -125,7 +126,9 @@ class RosProcess:
 class Probe:
     """Test-side node: records controller-topic traffic and calls tools over JSON topics."""
 
-    def __init__(self, domain: int, name: str = "test_probe") -> None:
+    def __init__(self, domain: int, name: str = "test_probe",
+                 call_topic: str = ifc.TOOL_CALL_TOPIC,
+                 result_topic: str = ifc.TOOL_RESULT_TOPIC) -> None:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node(name, context=self.context)
@@ -143,12 +146,11 @@ class Probe:
                 self.commands[name] = []
                 self.subs[name] = self.node.create_subscription(
                     msg_type, name, lambda m, t=name: self._record(t, m), ifc.COMMANDS)
-        self.node.create_subscription(String, ifc.TOOL_RESULT_TOPIC, self._on_result,
-                                      ifc.COMMANDS)
+        self.node.create_subscription(String, result_topic, self._on_result, ifc.COMMANDS)
         self.node.create_subscription(JointState, ifc.JOINT_STATES_TOPIC, self._on_state,
                                       ifc.STATES)
         self.node.create_subscription(Bool, ifc.ESTOP_TOPIC, self._on_estop, ifc.LATCHED)
-        self.call_pub = self.node.create_publisher(String, ifc.TOOL_CALL_TOPIC, ifc.COMMANDS)
+        self.call_pub = self.node.create_publisher(String, call_topic, ifc.COMMANDS)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -197,11 +199,14 @@ class Probe:
         self.call_pub.publish(String(data=text))
 
     def call(self, tool: str, arguments: Any = None, timeout: float = 20.0,
-             raw: str | None = None) -> dict[str, Any]:
-        """Call a tool on the arm_bridge over /robo_agent/tool_call; wait for its result."""
+             raw: str | None = None, token: str | None = None) -> dict[str, Any]:
+        """Call a tool on the arm_bridge over /robo_agent/tool_call; wait for its result.
+        `token`: the operator token, which the human-only tools need."""
         call_id = f"t{next(self._ids)}"
-        text = raw if raw is not None else json.dumps(
-            {"id": call_id, "tool": tool, "arguments": arguments})
+        request = {"id": call_id, "tool": tool, "arguments": arguments}
+        if token is not None:
+            request["token"] = token
+        text = raw if raw is not None else json.dumps(request)
         self.send_raw(text)
         with self._result_event:
             ok = self._result_event.wait_for(lambda: call_id in self.results, timeout=timeout)
@@ -252,6 +257,12 @@ def ros_process() -> type[RosProcess]:
 
 
 @pytest.fixture(scope="session")
+def operator_token() -> str:
+    """The operator token of the session's arm_bridge (human-only tools need it)."""
+    return OPERATOR_TOKEN
+
+
+@pytest.fixture(scope="session")
 def ros_probe_class() -> type[Probe]:
     return Probe
 
@@ -277,7 +288,7 @@ def sim_and_bridge(ros_domain: int, probe: Probe,
     sim = RosProcess.module("sim_robot", ros_domain, tmp / "sim_robot.log", robot="panda")
     bridge = RosProcess.module("arm_bridge", ros_domain, tmp / "arm_bridge.log", robot="panda",
                                safety_policy="unattended", audit_log=str(audit),
-                               image_dir=str(tmp / "images"))
+                               image_dir=str(tmp / "images"), operator_token=OPERATOR_TOKEN)
     try:
         assert probe.wait_for(lambda: probe.states > 10, 30.0), sim.output()
         # The bridge is up when it answers a call (its subscriptions are matched).

@@ -99,7 +99,7 @@ def test_malformed_request_gets_an_error(bridge: Any) -> None:
     assert_nothing_reached_controllers(bridge)
 
 
-def test_calls_during_estop_are_refused(bridge: Any) -> None:
+def test_calls_during_estop_are_refused(bridge: Any, operator_token: str) -> None:
     assert bridge.call("emergency_stop", {"reason": "bad input test"})["ok"]
     try:
         bridge.wait_for(lambda: False, SETTLE)
@@ -112,7 +112,7 @@ def test_calls_during_estop_are_refused(bridge: Any) -> None:
             assert r["error"] == "estop" and "emergency stop is latched" in r["message"], r
         assert_nothing_reached_controllers(bridge)
     finally:
-        assert bridge.call("reset_emergency_stop")["ok"]
+        assert bridge.call("reset_emergency_stop", token=operator_token)["ok"]
 
 
 @pytest.mark.slow

@@ -133,7 +133,8 @@ def test_stop_preempts_a_running_motion(bridge: Any) -> None:
     assert r["data"]["measured"]["panda_joint1"] < 1.0
 
 
-def test_estop_interrupts_the_motion_and_refuses_the_queued_one(bridge: Any) -> None:
+def test_estop_interrupts_the_motion_and_refuses_the_queued_one(bridge: Any,
+                                                                operator_token: str) -> None:
     assert bridge.call("move_joints", {"positions": SPEC.home_array.tolist()})["ok"]
     bridge.clear()
     out: dict[str, Any] = {}
@@ -155,7 +156,7 @@ def test_estop_interrupts_the_motion_and_refuses_the_queued_one(bridge: Any) -> 
         sent = [m for _, m in bridge.commands[TRAJ] if m.points]
         assert len(sent) == 1  # only the first motion; the rest are holds
     finally:
-        assert bridge.call("reset_emergency_stop")["ok"]
+        assert bridge.call("reset_emergency_stop", token=operator_token)["ok"]
 
 
 def test_object_poses_and_camera(bridge: Any) -> None:
@@ -183,7 +184,7 @@ def test_policy_tools_without_that_policy(bridge: Any) -> None:
 
 
 def test_estop_latches_across_interfaces(bridge: Any, ros_domain: int,
-                                         sim_and_bridge: dict) -> None:
+                                         sim_and_bridge: dict, operator_token: str) -> None:
     """An e-stop from an in-process executor (the MCP server's) stops the bridge too."""
     from robo_agent.ros.tool_executor import RosToolExecutor
 
@@ -201,7 +202,7 @@ def test_estop_latches_across_interfaces(bridge: Any, ros_domain: int,
         assert bridge.call("get_robot_state")["data"]["estop"] is True
         assert bridge.wait_for(lambda: False, 0.3) is False
         assert bridge.command_count() == 0
-        r = bridge.call("reset_emergency_stop")
+        r = bridge.call("reset_emergency_stop", token=operator_token)
         assert r["ok"] and r["data"]["was_latched"] is True
         assert mcp.node.estopped is False or bridge.wait_for(lambda: not mcp.node.estopped, 5)
     r = bridge.call("move_joints", {"joints": {"panda_joint1": 0.1}})
