@@ -21,6 +21,7 @@ first leaves), never enter one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -35,7 +36,11 @@ MAX_SWEEP_SAMPLES = 256  # beyond this the inflation grows instead of the sample
 
 
 class ArmGeometry(Protocol):
-    """What the envelope needs from the robot's kinematics (`robo_agent.kinematics`)."""
+    """What the envelope needs from the robot's kinematics (`robo_agent.kinematics`).
+
+    A geometry may also offer `sphere_batch(qs)` (see `SphereBatch`): one FK pass that
+    serves both the centres and the exact supports, which is what keeps a path check
+    under a millisecond; without it the two methods below are called separately."""
 
     @property
     def sphere_links(self) -> tuple[str, ...]:
@@ -58,6 +63,50 @@ class ArmGeometry(Protocol):
 
     def link_support(self, qs: np.ndarray, link: str, direction: np.ndarray) -> np.ndarray:
         """(M,) largest `direction . p` over the link's collision hull (base frame)."""
+
+
+class SphereBatch(Protocol):
+    """The arm placed at a batch of configurations (`ArmGeometry.sphere_batch`)."""
+
+    @property
+    def centers(self) -> np.ndarray:
+        """(M, N, 3) sphere centres, base frame."""
+
+    def support(self, rows: np.ndarray, link: str, direction: np.ndarray) -> np.ndarray:
+        """(len(rows),) largest `direction . p` over the link's hull at those samples."""
+
+    def supports(self, rows: np.ndarray, links: tuple[str, ...], direction: np.ndarray
+                 ) -> np.ndarray:
+        """(len(rows), len(links)): `support` of each of `links`."""
+
+
+class _SeparateCalls:
+    """`SphereBatch` from the two `ArmGeometry` methods, for a geometry without batches."""
+
+    def __init__(self, geometry: ArmGeometry, qs: np.ndarray) -> None:
+        self._geometry, self._qs = geometry, qs
+        self.centers = geometry.sphere_centers(qs)
+
+    def support(self, rows: np.ndarray, link: str, direction: np.ndarray) -> np.ndarray:
+        return self._geometry.link_support(self._qs[rows], link, direction)
+
+    def supports(self, rows: np.ndarray, links: tuple[str, ...], direction: np.ndarray
+                 ) -> np.ndarray:
+        return np.stack([self.support(rows, n, direction) for n in links], axis=1)
+
+
+def _batch(geometry: ArmGeometry, qs: np.ndarray) -> SphereBatch:
+    make = getattr(geometry, "sphere_batch", None)
+    return make(qs) if make is not None else _SeparateCalls(geometry, qs)
+
+
+@lru_cache(maxsize=32)
+def _groups(links: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """The distinct links in order of first appearance, each sphere's link index (N,), and
+    the (N, G) sphere-to-link membership matrix."""
+    names = tuple(dict.fromkeys(links))
+    group = np.array([names.index(n) for n in links], dtype=np.intp)
+    return names, group, np.eye(len(names), dtype=bool)[group]
 
 
 @dataclass(frozen=True)
@@ -97,75 +146,121 @@ def path_samples(q0: np.ndarray, q1: np.ndarray, sweep_bound: np.ndarray | float
     return q0 + s[:, None] * (q1 - q0), s, travel / (2.0 * n)
 
 
-def _workspace_faces(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, c: np.ndarray,
+def _workspace_faces(batch: SphereBatch, links: tuple[str, ...], ee: int, zones: Zones,
                      r: np.ndarray, inflate: float) -> tuple[np.ndarray, np.ndarray]:
     """(M, N) whether each sphere's link goes below the table, and whether it crosses any
     other face of the workspace box, at each sample."""
+    c = batch.centers
     r3 = r[None, :, None]
     low = c - r3 < zones.ws_min  # (M, N, 3): axis faces at min
     high = c + r3 > zones.ws_max
-    if low.any() or high.any():  # narrow phase: the exact hull of each flagged link, face
-        links = geometry.sphere_links
-        first = np.array([links.index(n) for n in links])  # a link's first sphere
-        for side, flags in ((-1.0, low), (1.0, high)):
-            ms, ns, axes = np.nonzero(flags)
-            for lk, a in {(int(first[n]), int(x)) for n, x in zip(ns, axes, strict=True)}:
-                d = np.zeros(3)
-                d[a] = side
-                rows = np.unique(ms[(first[ns] == lk) & (axes == a)])
-                limit = -zones.ws_min[a] if side < 0 else zones.ws_max[a]
-                exact = geometry.link_support(qs[rows], links[lk], d) + inflate > limit
-                same = first == lk
-                same[geometry.ee_sphere] = False  # the end-effector point is exact already
-                flags[np.ix_(rows, np.flatnonzero(same), [a])] = exact[:, None, None]
+    names, group, member = _groups(links)
+    # Narrow phase, per face that any sphere crosses (usually only the table): the exact
+    # hull of every link at the samples where some sphere crosses it, all links in one
+    # batch. A link's spheres then all take its exact answer; the end-effector point is
+    # exact already and keeps its own.
+    for side, flags in ((-1.0, low), (1.0, high)):
+        per_axis = flags.any(axis=1)  # (M, 3)
+        for a in np.flatnonzero(per_axis.any(axis=0)):
+            rows = np.flatnonzero(per_axis[:, a])
+            f = flags[rows, :, a]  # (R, N)
+            d = np.zeros(3)
+            d[a] = side
+            limit = -zones.ws_min[a] if side < 0 else zones.ws_max[a]
+            exact = (batch.supports(rows, names, d) + inflate > limit) & (f @ member)
+            new = exact[:, group]
+            new[:, ee] = f[:, ee]
+            flags[rows, :, a] = new
     below = low[:, :, 2]
     return below, (low[:, :, :2].any(axis=2) | high.any(axis=2)) & ~below
 
 
-def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarray
-                    ) -> Violation | None:
-    """Check the whole arm along the joint path q0 -> q1; None when it stays clear."""
-    found, started_clear = _scan(geometry, zones, q0, q1, COARSE_TOLERANCE)
-    if found is None and started_clear:
-        return None
-    return _scan(geometry, zones, q0, q1, SWEEP_TOLERANCE)[0]
-
-
-def _scan(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarray,
-          tolerance: float) -> tuple[Violation | None, bool]:
-    """The first violation at this sampling, and whether nothing started in a zone."""
-    qs, s, inflate = path_samples(q0, q1, geometry.sweep_bound, tolerance)
-    c = geometry.sphere_centers(qs)  # (M, N, 3)
-    n_sph = c.shape[1]
+def _flags(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, inflate: float
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(M, K) zone flags at each sample (columns: below the table per sphere, outside
+    the workspace per sphere, then sphere x keep-out box), and the (M, N, 3) centres."""
+    batch = _batch(geometry, qs)
+    c = batch.centers
+    links, ee = geometry.sphere_links, geometry.ee_sphere
     r = geometry.sphere_radii + inflate  # (N,)
-    below, outside = _workspace_faces(geometry, zones, qs, c, r, inflate)
+    below, outside = _workspace_faces(batch, links, ee, zones, r, inflate)
     bad = [below, outside]
     if zones.names:
         # Distance from each centre to each box (0 inside): (M, N, Z).
         gap = np.maximum(zones.ko_min - c[:, :, None, :], 0.0) + np.maximum(
             c[:, :, None, :] - zones.ko_max, 0.0)
         touch = np.einsum("mnzk,mnzk->mnz", gap, gap) <= (r * r)[None, :, None]
-        arm_mask = np.ones(n_sph, dtype=bool)
-        arm_mask[geometry.ee_sphere] = False
-        touch[:, arm_mask[:, None] & zones.ee_only[None, :]] = False
+        if zones.ee_only.any():
+            arm_mask = np.ones(c.shape[1], dtype=bool)
+            arm_mask[ee] = False
+            touch[:, arm_mask[:, None] & zones.ee_only[None, :]] = False
         bad.append(touch.reshape(touch.shape[0], -1))
-    v = np.concatenate(bad, axis=1)  # (M, K)
-    # Exempt while still in the zone it started in; a new entry is a violation.
-    started_clear = not v[0].any()
+    return np.concatenate(bad, axis=1), c
+
+
+def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarray
+                    ) -> Violation | None:
+    """Check the whole arm along the joint path q0 -> q1; None when it stays clear.
+
+    A coarse pass (`COARSE_TOLERANCE`) first. Each of its samples, inflated by its
+    half-gap, covers the swept volume of the path within half a gap of it, so where it is
+    clear that stretch is clear. When nothing starts in a zone (no exemptions to track),
+    only the stretches around flagged coarse samples get the fine pass, in one batch; a
+    path that starts in a zone gets the fine pass from end to end.
+    """
+    bound = geometry.sweep_bound
+    qs, s, inflate = path_samples(q0, q1, bound, COARSE_TOLERANCE)
+    v, _ = _flags(geometry, zones, qs, inflate)
+    if v[0].any():
+        return _scan_all(geometry, zones, q0, q1)
+    flagged = np.flatnonzero(v.any(axis=1))
+    if flagged.size == 0:
+        return None
+    fqs, fs, finflate = path_samples(q0, q1, bound, SWEEP_TOLERANCE)
+    nc, nf = len(s) - 1, len(fs) - 1
+    # Fine sample k covers fractions (k -/+ 0.5) / nf, coarse sample i (i -/+ 0.5) / nc:
+    # keep every k whose stretch meets a flagged i's (rounded outwards: one more is safe).
+    lo = np.clip(np.floor((flagged - 0.5) * nf / nc - 0.5), 0, nf).astype(np.intp)
+    hi = np.clip(np.ceil((flagged + 0.5) * nf / nc + 0.5), 0, nf).astype(np.intp)
+    mark = np.zeros(nf + 2, dtype=np.intp)
+    np.add.at(mark, lo, 1)
+    np.add.at(mark, hi + 1, -1)
+    keep = np.flatnonzero(np.cumsum(mark[:-1]) > 0)
+    fv, c = _flags(geometry, zones, fqs[keep], finflate)
+    rows = np.flatnonzero(fv.any(axis=1))
+    if rows.size == 0:
+        return None
+    m = int(rows[0])
+    return _violation(geometry, zones, fv[m], c[m], float(fs[keep[m]]), keep[m] == nf)
+
+
+def _scan_all(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarray
+              ) -> Violation | None:
+    """The fine pass over the whole path, for a path that starts in a zone: a sphere
+    may leave the zone it starts in (exempt until it first leaves), never enter one."""
+    qs, s, inflate = path_samples(q0, q1, geometry.sweep_bound, SWEEP_TOLERANCE)
+    v, c = _flags(geometry, zones, qs, inflate)
     escaping = np.logical_and.accumulate(v, axis=0)
     hit = v & ~escaping
     rows = np.flatnonzero(hit.any(axis=1))
     if rows.size == 0:
-        return None, started_clear
+        return None
     m = int(rows[0])
-    k = int(np.flatnonzero(hit[m])[0])
+    return _violation(geometry, zones, hit[m], c[m], float(s[m]), m == len(s) - 1)
+
+
+def _violation(geometry: ArmGeometry, zones: Zones, hit: np.ndarray, centers: np.ndarray,
+               fraction: float, goal: bool) -> Violation:
+    """The refusal for the first flagged column of one sample's (K,) flags."""
+    n_sph = centers.shape[0]
+    k = int(np.flatnonzero(hit)[0])
     kind, idx = divmod(k, n_sph)
     zone_i = None
     if kind >= 2:
         idx, zone_i = divmod(k - 2 * n_sph, len(zones.names))
     link = geometry.sphere_links[idx]
-    p = c[m, idx]
-    where = "goal" if m == len(s) - 1 else f"path (at {s[m]:.0%})"
+    p = np.array(centers[idx])
+    where = "goal" if goal else f"path (at {fraction:.0%})"
     pt = np.round(p, 3).tolist()
     what = (f"end-effector {where} {pt} m" if idx == geometry.ee_sphere
             else f"link {link} ({where}, near {pt} m)")
@@ -183,4 +278,4 @@ def _scan(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarray,
         limit = f"keep_out.{zone}"
         msg = (f"{what} is inside keep-out box '{zone}' (min "
                f"{zones.ko_min[zone_i].tolist()}, max {zones.ko_max[zone_i].tolist()})")
-    return Violation(float(s[m]), link, zone, limit, p, msg), started_clear
+    return Violation(fraction, link, zone, limit, p, msg)

@@ -30,7 +30,7 @@ import numpy as np
 import pinocchio as pin
 
 from robo_agent.core.robot_spec import PYBULLET_DATA_PREFIX, RobotSpec, RobotSpecError
-from robo_agent.kinematics.spheres import SphereModel
+from robo_agent.kinematics.spheres import SphereBatch, SphereModel
 
 URDF_DIR_ENV = "ROBO_AGENT_URDF_DIR"
 _LWA = pin.ReferenceFrame.LOCAL_WORLD_ALIGNED
@@ -205,6 +205,11 @@ class Kinematics:
     def sphere_centers(self, qs: np.ndarray) -> np.ndarray:
         """(M, dof) configurations -> (M, N, 3) sphere centres in the base frame."""
         return self.spheres.centers(np.asarray(qs, dtype=np.float64).reshape(-1, self.dof))
+
+    def sphere_batch(self, qs: np.ndarray) -> SphereBatch:
+        """One FK pass for (M, dof) configurations: `.centers` (M, N, 3) and
+        `.support(rows, link, direction)`, so a path check places the joints once."""
+        return self.spheres.batch(np.asarray(qs, dtype=np.float64).reshape(-1, self.dof))
 
     def link_support(self, qs: np.ndarray, link: str, direction: np.ndarray) -> np.ndarray:
         """(M,) largest `direction . p` over `link`'s collision hull, base frame (exact)."""
