@@ -59,6 +59,25 @@ def _make_env(task: str, domain_randomization: bool):
     return gym.make(task)
 
 
+def _check_action_speed(spec) -> None:
+    """A robo_agent artifact must move its joints as fast as the evaluation env does (the
+    env's default, set to the robot's safety cap): trained faster, it would score here
+    with one speed and be run on the robot with another."""
+    if not spec.task.startswith("robo_agent/"):
+        return
+    from robo_agent.sim.env import DEFAULT_ACTION_SCALE
+
+    from robo_agent.core.observation import trained_action_scale
+    from robo_agent.core.robot_spec import load_robot
+
+    scale = trained_action_scale(spec, load_robot(spec.robot))
+    if abs(scale - DEFAULT_ACTION_SCALE) > 1e-6 * DEFAULT_ACTION_SCALE:
+        raise ArtifactError(
+            f"policy.json field action_scale moves the joints at {scale:.4g} of their velocity "
+            f"limits; the evaluation env and the robot's safety envelope use "
+            f"{DEFAULT_ACTION_SCALE:g}: train in the task's default env")
+
+
 class Evaluator:
     """The evaluation environment(s), built before the artifact exists (warm start).
 
@@ -101,6 +120,7 @@ class Evaluator:
             raise ArtifactError(
                 f"artifact has {policy.spec.action_dim} actions, task has {self.act_dim}"
             )
+        _check_action_speed(policy.spec)
         start = time.perf_counter()
         if self.vector is not None:
             successes, distances, jerks = self._run_vector(policy, seeds)

@@ -48,7 +48,13 @@ from robo_agent.sim.tasks import Task, goal_distance, task_class
 
 from robo_agent.core.observation import assemble_observation
 from robo_agent.core.robot_spec import RobotSpec, load_robot
+from robo_agent.core.safety_policy import BUILTIN_HARD_LIMITS
 
+# A full action moves the joint targets at the speed the safety envelope's velocity cap
+# lets a streamed command through on the robot (hard limit: velocity_scale of the URDF
+# limits, measured from the arm's pose). Trained faster, a policy is clipped on every
+# command once deployed and does not do what it did in training (rehearsal parity 0.6).
+DEFAULT_ACTION_SCALE = BUILTIN_HARD_LIMITS.velocity_scale
 GRIPPER_SPEED = 0.2  # m/s of gripper opening change at |action| = 1 and action_scale 1
 ROBOT_LAYOUT_NAMES = ("joint_positions", "joint_velocities", "ee_position", "ee_velocity")
 
@@ -63,7 +69,9 @@ class RoboAgentEnv(gym.Env):
         timestep: physics step, s (default 1/500).
         n_substeps: physics steps per control step (default 20 -> 25 Hz control).
         action_scale: fraction of the velocity limits one full action moves the target
-            per control step (default 1.0).
+            per control step (default `DEFAULT_ACTION_SCALE`: the speed the safety
+            envelope lets a streamed command through, so a policy trained here moves on
+            the robot as it moved in training).
         randomization: `Randomization` (or a dict of its fields); off by default, sampled
             per episode from the `reset(seed=...)` generator.
         domain_randomization: shortcut; True means `Randomization.default_strong()` when
@@ -84,7 +92,7 @@ class RoboAgentEnv(gym.Env):
         reward_type: Literal["sparse", "dense"] = "sparse",
         timestep: float = 1 / 500,
         n_substeps: int = 20,
-        action_scale: float = 1.0,
+        action_scale: float = DEFAULT_ACTION_SCALE,
         randomization: Randomization | dict[str, Any] | None = None,
         render_mode: str | None = None,
         distance_threshold: float = 0.05,

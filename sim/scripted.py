@@ -46,7 +46,9 @@ class ScriptedController:
     # -- helpers ---------------------------------------------------------------------------
     def _joint_action(self, q_des: np.ndarray) -> np.ndarray:
         delta = (q_des - self.env.joint_targets) / self.env.joint_delta_scale
-        return np.clip(delta, -1.0, 1.0)
+        # Scale the whole vector, not each joint: clipping joints one by one would bend
+        # the hand's path off the straight line the IK step asked for.
+        return delta / max(1.0, float(np.max(np.abs(delta))))
 
     def _move_to(self, ee: np.ndarray, waypoint: np.ndarray, orient: bool = True,
                  max_step: float = MAX_EE_STEP) -> np.ndarray:

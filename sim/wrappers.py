@@ -60,5 +60,6 @@ class EndEffectorActions(gym.ActionWrapper):
         ee = self.kin.ee_pose(q)[0]  # from the commanded targets: a consistent integrator
         q_des = self.kin.ik(ee + a[:3] * self.max_step, self._orientation, q0=q,
                             position_tolerance=IK_TOLERANCE).q
-        joint = np.clip((q_des - q) / u.joint_delta_scale, -1.0, 1.0)
+        joint = (q_des - q) / u.joint_delta_scale
+        joint /= max(1.0, float(np.max(np.abs(joint))))  # keep the direction (see scripted)
         return np.concatenate([joint, a[3:]]).astype(np.float32)

@@ -129,6 +129,14 @@ def joint_delta_scale(spec: PolicySpec) -> np.ndarray:
     return np.asarray(spec.action_scale[:dof], dtype=np.float64)
 
 
+def trained_action_scale(spec: PolicySpec, robot: RobotSpec) -> float:
+    """The env's `action_scale` (fraction of the URDF velocity limits) the policy was
+    trained with, recovered from its per-joint step: to rebuild that env exactly."""
+    index = {n: i for i, n in enumerate(robot.joint_names)}
+    vmax = robot.velocity_limits[[index[n] for n in spec.joint_names]]
+    return float(np.median(joint_delta_scale(spec) / (vmax * spec.control_dt)))
+
+
 def success_threshold(spec: PolicySpec, default: float = 0.05) -> float:
     """The task's success radius (m) recorded by the env, or the default."""
     dep = spec.deployment or {}

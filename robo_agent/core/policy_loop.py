@@ -76,6 +76,15 @@ class LoopStats:
     history: list[str] = field(default_factory=list)
 
 
+def speed_ratio(spec: PolicySpec, robot: RobotSpec, vmax: np.ndarray, control_dt: float) -> float:
+    """How much faster than the envelope's velocity cap `vmax` (rad/s, robot order) a full
+    action moves the policy's joint reference at this control period; above 1 the envelope
+    clips every fast command and the arm does less than the policy did in training."""
+    index = {n: i for i, n in enumerate(robot.joint_names)}
+    caps = np.asarray(vmax, dtype=np.float64)[[index[n] for n in spec.joint_names]]
+    return float(np.max(joint_delta_scale(spec) / control_dt / caps))
+
+
 class PolicyLoop:
     """Turns (measured state, goal) into safe joint commands, one control period at a time."""
 
@@ -200,6 +209,11 @@ class PolicyLoop:
             return self._hold("holding", "safety", f"safety envelope refused: {err.message}")
         if float(np.max(np.abs(cmd - self.ref))) > 1e-9:
             self.stats.clipped += 1
+            # Anti-windup: the envelope caps each command at a step from the *measured*
+            # pose, so an arm that lags its setpoint moves slower than the reference.
+            # Left alone the reference would run ahead (0.4 rad measured in a rehearsal)
+            # and the arm overshoot when the policy turns; it restarts from what was sent.
+            self.ref = cmd.copy()
         self._set("ramping" if ramp < 1.0 else "running")
         self.stats.commands += 1
         return Step("command", self.state, command=cmd, distance=dist)

@@ -35,7 +35,7 @@ from trajectory_msgs.msg import JointTrajectory
 from robo_agent.core.artifact import ArtifactError, rehearsal_problem
 from robo_agent.core.audit import AuditLog
 from robo_agent.core.observation import compatibility_problems
-from robo_agent.core.policy_loop import SOURCE, LoopConfig, PolicyLoop, Step
+from robo_agent.core.policy_loop import SOURCE, LoopConfig, PolicyLoop, Step, speed_ratio
 from robo_agent.core.robot_spec import RobotSpecError, load_robot
 from robo_agent.core.safety import SafetyEnvelope
 from robo_agent.core.safety_policy import SafetyPolicyError, load_policy
@@ -116,6 +116,14 @@ class PolicyRunnerNode(Node):
         self.envelope = SafetyEnvelope(self.spec, load_policy(str(p["safety"]) or None),
                                        self.audit, kinematics=self.kin)
         self.dry_run = bool(p["dry_run"] or self.envelope.policy.dry_run)
+        self.speed_ratio = speed_ratio(spec, self.spec, self.envelope.vmax, self.period)
+        if self.speed_ratio > 1.01:
+            self.get_logger().warning(
+                f"{Path(str(p['artifact'])) / 'policy.json'} field action_scale: a full action "
+                f"moves the joints {self.speed_ratio:.2f}x faster than the safety envelope's "
+                "velocity cap lets a command through; commands will be clipped and the arm "
+                "will not do what the policy did in training (retrain: the env's default "
+                "action_scale matches the cap)")
         goal = goal_from_param(p["goal"])
         if goal is not None:
             self._check_goal(goal)
@@ -345,7 +353,8 @@ class PolicyRunnerNode(Node):
             "state": self.loop.state, "artifact": str(self.p["artifact"]),
             "task": self.loop.spec.task, "command_topic": self.command_topic,
             "dry_run": self.dry_run, "commands": st.commands, "holds": st.holds,
-            "clipped": st.clipped, "last_guard": st.guard, "last_guard_reason": st.guard_reason,
+            "clipped": st.clipped, "speed_ratio": round(self.speed_ratio, 3),
+            "last_guard": st.guard, "last_guard_reason": st.guard_reason,
             "goal": np.round(self.loop.goal, 4).tolist() if self.has_goal else None,
             **{k: round(v, 4) for k, v in self.figures().items()}, **(extra or {}),
         }

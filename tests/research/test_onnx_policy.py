@@ -98,3 +98,26 @@ def test_observation_of_wrong_size_is_refused(tmp_path: Path) -> None:
         policy.act({"observation": np.zeros(19), "desired_goal": np.zeros(3)})
     with pytest.raises(ArtifactError, match="no 'desired_goal'"):
         policy.act({"observation": np.zeros(20)})
+
+
+def test_evaluator_refuses_a_policy_trained_faster_than_the_robot_may_move(
+        tmp_path: Path) -> None:
+    """An artifact whose joints move at the full URDF speed (0.087 rad per 40 ms step on
+    the Panda) would be scored at one speed and clipped to another on the robot."""
+    from robo_agent.autoresearch.evaluate import Evaluator
+
+    net = _torch_policy()
+    layers = [m for m in net if isinstance(m, torch.nn.Linear)]
+    model = build_mlp_model([m.weight.detach().numpy() for m in layers],
+                            [m.bias.detach().numpy() for m in layers],
+                            np.zeros(23, np.float32), np.ones(23, np.float32), clip=5.0)
+    fast, slow = tmp_path / "fast", tmp_path / "slow"
+    write_artifact(fast, model, _spec_fields())
+    write_artifact(slow, model, {**_spec_fields(), "action_scale": [0.0435] * 4 + [0.0522] * 3})
+    evaluator = Evaluator("robo_agent/PandaReach-v0")
+    try:
+        with pytest.raises(ArtifactError, match="field action_scale .* at 1 of their velocity"):
+            evaluator.run(fast, [10**9])
+        assert evaluator.run(slow, [10**9])["episodes"] == 1.0
+    finally:
+        evaluator.close()

@@ -14,7 +14,7 @@ from robo_agent.core.artifact import (
     rehearsal_problem,
     write_rehearsal,
 )
-from robo_agent.core.policy_loop import LoopConfig, PolicyLoop
+from robo_agent.core.policy_loop import LoopConfig, PolicyLoop, speed_ratio
 from robo_agent.core.robot_spec import load_robot
 from robo_agent.core.safety import SafetyEnvelope
 from robo_agent.deploy.stats import mcnemar_exact, paired_summary, wilson
@@ -56,6 +56,30 @@ def test_soft_start_then_env_rule_and_envelope_cap() -> None:
     cap = SafetyEnvelope(ROBOT).vmax * DT
     for s in steps:  # never farther than the envelope's step from the measured pose
         assert np.all(np.abs(s.command - q) <= cap + 1e-12)
+
+
+def test_a_clipped_reference_does_not_wind_up() -> None:
+    """An arm that does not follow (measured pose stuck) must not let the reference run
+    ahead of what was sent: when the policy turns round, the command turns at once."""
+    push = np.array([1.0, 0, 0, 0, 0, 0, 0])
+    actions = [push] * 10 + [-push]
+    loop = _loop(lambda o: actions.pop(0), ramp_time=0)
+    q = ROBOT.home_array
+    cap = SafetyEnvelope(ROBOT).vmax[0] * DT
+    cmds = [loop.step(k * DT, q, np.zeros(7), 0.001, False).command for k in range(11)]
+    assert np.isclose(cmds[9][0] - q[0], cap)  # clipped at the envelope's step every tick
+    assert loop.stats.clipped >= 9
+    # without anti-windup the reference would be 10 full steps ahead and the reverse
+    # action would still command +cap; it restarts from the last command instead
+    assert cmds[10][0] - q[0] <= cap - SCALE[0] + 1e-12
+
+
+def test_speed_ratio_names_a_policy_trained_faster_than_the_envelope() -> None:
+    vmax = SafetyEnvelope(ROBOT).vmax
+    assert np.isclose(speed_ratio(_spec(), ROBOT, vmax, DT), 2.0)  # full URDF speed vs 0.5x
+    half = _spec().model_copy(update={"action_scale": [s / 2 for s in SCALE]})
+    assert np.isclose(speed_ratio(half, ROBOT, vmax, DT), 1.0)
+    assert np.isclose(speed_ratio(half, ROBOT, vmax, DT / 2), 2.0)  # run at twice the rate
 
 
 def test_joint_order_of_the_policy_is_matched_by_name() -> None:
