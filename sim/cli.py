@@ -68,14 +68,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     u = env.unwrapped
     recorder, size = None, (0, 0)
     if args.record:
-        from robo_agent.sim.record import Recorder, RecordError
+        from robo_agent.sim.record import Recorder, RecordError, parse_frame_size
 
         try:
-            w, h = (int(v) for v in args.record_size.lower().split("x"))
-            if not (16 <= w <= 1920 and 16 <= h <= 1080) or args.record_every < 1:
-                raise ValueError("frame size outside 16..1920 x 16..1080 or --record-every < 1")
+            size = parse_frame_size(args.record_size)
+            if args.record_every < 1:
+                raise ValueError("--record-every must be >= 1")
             recorder = Recorder(args.record, fps=1.0 / (u.control_dt * args.record_every))
-            size = (w, h)
         except (ValueError, RecordError) as err:
             env.close()
             print(f"robo-agent sim: --record: {err}", file=sys.stderr)

@@ -20,6 +20,17 @@ class RecordError(ValueError):
     """The recording target cannot be written (no ffmpeg for .mp4, a file as folder...)."""
 
 
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """'WxH' (`--record-size`) as (width, height); RecordError outside 16..1920 x 16..1080."""
+    try:
+        w, h = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise RecordError(f"frame size {text!r} is not WxH, e.g. 320x240") from None
+    if not (16 <= w <= 1920 and 16 <= h <= 1080):
+        raise RecordError(f"frame size {w}x{h} outside 16..1920 x 16..1080")
+    return w, h
+
+
 class Recorder:
     """Collects (h, w, 3) uint8 frames and writes them when closed."""
 

@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--command-interface", choices=("trajectory", "position"),
                    default="trajectory")
     r.add_argument("--json", action="store_true", help="print one JSON object")
+    r.add_argument("--record", metavar="OUT",
+                   help="record sim_robot's camera during the ROS episodes: out.gif, out.mp4 "
+                   "(needs ffmpeg) or a folder of PNG frames (watch a headless rehearsal)")
+    r.add_argument("--record-size", default="320x240", metavar="WxH",
+                   help="recorded frame size (default 320x240)")
+    r.add_argument("--record-fps", type=float, default=10.0, metavar="HZ",
+                   help="camera frames per second while recording, 1..30 (default 10)")
     r.set_defaults(func=_cmd_rehearse)
 
 
@@ -73,6 +80,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 def _cmd_rehearse(args: argparse.Namespace) -> int:
     from robo_agent.core.artifact import ArtifactError
     from robo_agent.deploy.rehearse import rehearse
+    from robo_agent.sim.record import RecordError
 
     if args.episodes < 1:
         print("robo-agent rehearse: --episodes must be >= 1", file=sys.stderr)
@@ -80,8 +88,9 @@ def _cmd_rehearse(args: argparse.Namespace) -> int:
     try:
         result = rehearse(args.artifact, args.episodes, args.latency_ms,
                           args.command_interface,
-                          log=(lambda *_: None) if args.json else print)
-    except ArtifactError as err:
+                          log=(lambda *_: None) if args.json else print, record=args.record,
+                          record_fps=args.record_fps, record_size=args.record_size)
+    except (ArtifactError, RecordError) as err:
         print(f"robo-agent rehearse: {err}", file=sys.stderr)
         return 2
     if args.json:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from robo_agent.core.artifact import Rehearsal, load_spec, write_rehearsal
+from robo_agent.deploy import rehearse_record as rec
 from robo_agent.deploy.stats import paired_summary
 
 SEED_BASE = 7_000_000  # rehearsal goal seeds start here, skipping any research seed
@@ -48,10 +49,14 @@ def run_direct(artifact: Path, seeds: list[int]) -> list[dict[str, Any]]:
     import gymnasium as gym
 
     import robo_agent.sim  # noqa: F401  (registers the envs)
+    from robo_agent.core.observation import trained_action_scale
+    from robo_agent.core.robot_spec import load_robot
     from robo_agent.policy import OnnxPolicy
 
     policy = OnnxPolicy(artifact)
-    env = gym.make(policy.spec.task)
+    # the env the policy was trained in (its action speed), whatever today's default
+    scale = trained_action_scale(policy.spec, load_robot(policy.spec.robot))
+    env = gym.make(policy.spec.task, action_scale=scale)
     out = []
     try:
         for seed in seeds:
@@ -147,13 +152,17 @@ class _Watcher:
 
 def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float] | None = None,
              command_interface: str = "trajectory", write: bool = True,
-             log=print) -> dict[str, Any]:
-    """Run the rehearsal; returns the JSON-able result (and writes rehearsal.json on a pass)."""
+             log=print, record: str | Path | None = None, record_fps: float = rec.DEFAULT_FPS,
+             record_size: str = rec.DEFAULT_SIZE) -> dict[str, Any]:
+    """Run the rehearsal; returns the JSON-able result (and writes rehearsal.json on a pass).
+
+    `record`: also record sim_robot's camera during the ROS episodes (rehearse_record)."""
     from robo_agent.core.robot_spec import load_robot
     from robo_agent.kinematics import Kinematics
 
     artifact = Path(artifact).resolve()
     spec = load_spec(artifact, verify=True)
+    recording = rec.open_recorder(record, record_fps, record_size)  # a bad target fails here
     robot = load_robot(spec.robot)
     seeds = rehearsal_seeds(spec.provenance.evaluation_seeds, episodes)
     log(f"direct: {episodes} episodes of {spec.task} in the Gymnasium env")
@@ -163,10 +172,12 @@ def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float]
     domain = random.randint(150, 230)
     tmp = Path(tempfile.mkdtemp(prefix="rehearse_"))
     sim = subprocess.Popen([sys.executable, "-m", "robo_agent.ros.sim_robot", "--ros-args",
-                            "-p", f"robot:={robot.name}", "-p", f"task:={task}"],
+                            "-p", f"robot:={robot.name}", "-p", f"task:={task}",
+                            *rec.camera_args(recording)],
                            env=_env(domain), stdout=(tmp / "sim_robot.log").open("wb"),
                            stderr=subprocess.STDOUT)
     watcher = _Watcher(domain, robot.joint_names, robot.controllers.trajectory_topic)
+    camera = rec.CameraFeed(domain, robot.camera_topic, recording) if recording else None
     kin = Kinematics.for_robot(robot)
     curves: dict[str, Any] = {}
     try:
@@ -181,8 +192,12 @@ def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float]
             for k, d in enumerate(direct):
                 watcher.home(robot.home_array)
                 watcher.status = {}
+                if camera:
+                    camera.active.set()  # record the episodes, not the homing between them
                 r = _ros_episode(artifact, d["goal"], steps * spec.control_dt, latency,
                                  command_interface, domain, tmp / f"runner_{latency:g}_{k}.log")
+                if camera:
+                    camera.active.clear()
                 q = watcher.q
                 err = float(np.linalg.norm(kin.ee_pose(q)[0] - d["goal"]))
                 r.update(seed=d["seed"], final_error_m=err,
@@ -196,6 +211,7 @@ def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float]
                     f"{'ok' if d['success'] else 'miss'} ({d['final_error_m'] * 1000:.1f} mm)")
             curves[f"{latency:g}"] = ros
     finally:
+        recorded = camera.close() if camera else None
         watcher.close()
         sim.send_signal(2)
         try:
@@ -223,6 +239,9 @@ def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float]
         write_rehearsal(artifact, Rehearsal.model_validate(
             {k: v for k, v in result.items() if k != "logs"}))
         result["rehearsal_file"] = str(artifact / "rehearsal.json")
+    if recorded:
+        log(recorded)
+        result["recording"] = recorded
     return result
 
 
