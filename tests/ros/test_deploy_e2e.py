@@ -27,7 +27,11 @@ from robo_agent.kinematics import Kinematics
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 TASK = "robo_agent/PandaReach-v0"
-BUDGET_S = 120  # measured: a 120 s run on the shared 2-core machine trains to ~0.8 success
+# A fixed amount of experience makes the policy the same on any machine under any load
+# (train.py is bit-repeatable); measured: 16 000 steps train a Reach policy that succeeds
+# in 10/10 rehearsal episodes, ROS and direct alike. The CPU cap only guards the test.
+BUDGET_STEPS = 16_000
+BUDGET_S = 150
 GOALS = ([0.5, 0.1, 0.3], [0.4, -0.1, 0.2])
 
 
@@ -35,7 +39,8 @@ GOALS = ([0.5, 0.1, 0.3], [0.4, -0.1, 0.2])
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train")
     subprocess.run([sys.executable, str(ROOT / "autoresearch" / "train.py"), "--task", TASK,
-                    "--budget-seconds", str(BUDGET_S), "--seed", "1", "--out", str(out)],
+                    "--budget-steps", str(BUDGET_STEPS), "--budget-seconds", str(BUDGET_S),
+                    "--seed", "1", "--out", str(out)],
                    check=True, timeout=BUDGET_S + 120, capture_output=True)
     return out / "artifact"
 
@@ -52,10 +57,6 @@ def _ee(probe_class: Any, domain: int) -> np.ndarray:
         probe.close()
 
 
-@pytest.mark.xfail(reason="measured 20:00 UTC: rehearsal parity 0.33-0.6 (ROS path slower than the "
-                   "env, probably the envelope's 0.5 x URDF velocity cap vs full-speed env "
-                   "actions); passed once before the whole-episode rehearsal and w11's "
-                   "envelope", strict=False)
 def test_export_rehearse_install_and_run_policy_via_mcp_and_grammar(
         trained: Path, ros_domain: int, free_domain_fn: Any, ros_process: Any,
         ros_probe_class: Any, tmp_path: Path) -> None:
