@@ -34,6 +34,7 @@ SWEEP_TOLERANCE = 0.01  # m: spheres are inflated by this much (or the actual ha
 # in a zone and the inflated spheres stay clear, the swept volume is clear (sound).
 COARSE_TOLERANCE = 0.05
 MAX_SWEEP_SAMPLES = 256  # beyond this the inflation grows instead of the sample count
+FIRST_REFINED = 3  # flagged coarse samples refined before the rest (see first_violation)
 
 
 class ArmGeometry(Protocol):
@@ -176,6 +177,8 @@ def _workspace_faces(batch: SphereBatch, links: tuple[str, ...], ee: int, zones:
     # batched product (a few numpy calls, however many links). A link's spheres then all
     # take its exact answer; the end-effector point is exact already and keeps its own.
     for side, flags in ((-1.0, low), (1.0, high)):
+        if not flags.any():  # the usual case for all but the table: skip the bookkeeping
+            continue
         per_axis = flags.any(axis=1)  # (M, 3)
         for a in np.flatnonzero(per_axis.any(axis=0)):
             rows = np.flatnonzero(per_axis[:, a])
@@ -240,20 +243,32 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
         return None
     fqs, fs, finflate = path_samples(q0, q1, bound, SWEEP_TOLERANCE)
     nc, nf = len(s) - 1, len(fs) - 1
-    # Fine sample k covers fractions (k -/+ 0.5) / nf, coarse sample i (i -/+ 0.5) / nc:
-    # keep every k whose stretch meets a flagged i's (rounded outwards: one more is safe).
-    lo = np.clip(np.floor((flagged - 0.5) * nf / nc - 0.5), 0, nf).astype(np.intp)
-    hi = np.clip(np.ceil((flagged + 0.5) * nf / nc + 0.5), 0, nf).astype(np.intp)
-    mark = np.zeros(nf + 2, dtype=np.intp)
-    np.add.at(mark, lo, 1)
-    np.add.at(mark, hi + 1, -1)
-    keep = np.flatnonzero(np.cumsum(mark[:-1]) > 0)
-    fv, c = _flags(geometry, zones, fqs[keep], finflate)
-    rows = np.flatnonzero(fv.any(axis=1))
-    if rows.size == 0:
-        return None
-    m = int(rows[0])
-    return _violation(geometry, zones, fv[m], c[m], float(fs[keep[m]]), keep[m] == nf)
+    done = -1  # last fine sample checked
+    # The first few flagged stretches first: a refused path is nearly always refused
+    # within them (flags start a stretch or two before the arm reaches the zone), so the
+    # long flagged tail behind a collision is never refined. Then the rest in one batch.
+    for part in (flagged[:FIRST_REFINED], flagged[FIRST_REFINED:]):
+        if part.size == 0:
+            break
+        # Fine sample k covers fractions (k -/+ 0.5) / nf, coarse sample i (i -/+ 0.5) / nc:
+        # keep every k whose stretch meets a flagged i's (rounded outwards: one more is
+        # safe). Samples up to `done` were checked already (the ranges only grow).
+        lo = np.clip(np.floor((part - 0.5) * nf / nc - 0.5), 0, nf).astype(np.intp)
+        hi = np.clip(np.ceil((part + 0.5) * nf / nc + 0.5), 0, nf).astype(np.intp)
+        mark = np.zeros(nf + 2, dtype=np.intp)
+        np.add.at(mark, lo, 1)
+        np.add.at(mark, hi + 1, -1)
+        keep = np.flatnonzero(np.cumsum(mark[:-1]) > 0)
+        keep = keep[keep > done]
+        if keep.size == 0:
+            continue
+        done = int(keep[-1])
+        fv, c = _flags(geometry, zones, fqs[keep], finflate)
+        rows = np.flatnonzero(fv.any(axis=1))
+        if rows.size:
+            m = int(rows[0])
+            return _violation(geometry, zones, fv[m], c[m], float(fs[keep[m]]), keep[m] == nf)
+    return None
 
 
 def _scan_all(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarray

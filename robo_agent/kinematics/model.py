@@ -133,6 +133,7 @@ class Kinematics:
         self.urdf = path
         self.model = _model(str(path))
         self._data = self.model.createData()
+        self._sphere_model: SphereModel | None = None
         self._lock = threading.Lock()
         m = self.model
         missing = [n for n in spec.joint_names if not m.existJointName(n)]
@@ -183,8 +184,15 @@ class Kinematics:
     @property
     def spheres(self) -> SphereModel:
         """Spheres containing every moving link's collision mesh (fitted on first use)."""
-        return _spheres(str(self.urdf), tuple(self.spec.joint_names), self.spec.ee_link,
-                        self.spec.base_frame)
+        # Kept on the instance: the cache lookup rebuilds its key (~4 us), and a path
+        # check reads five of these properties. Two threads racing here get the same
+        # (cached, read-only) model.
+        model = self._sphere_model
+        if model is None:
+            model = self._sphere_model = _spheres(
+                str(self.urdf), tuple(self.spec.joint_names), self.spec.ee_link,
+                self.spec.base_frame)
+        return model
 
     @property
     def sphere_links(self) -> tuple[str, ...]:
