@@ -55,17 +55,38 @@ def pybullet_data_dir() -> Path | None:
     return Path(next(iter(found.submodule_search_locations)))
 
 
+def _urdf_hint(spec: RobotSpec) -> str:
+    """What a robot without pybullet must provide for a `pybullet_data:` description."""
+    rel = spec.urdf[len(PYBULLET_DATA_PREFIX):]
+    folder = rel.split("/", 1)[0]
+    return (f"set {URDF_DIR_ENV} to a folder holding {folder}/ as pybullet_data ships it: "
+            f"{rel} and the mesh files it names, e.g. copied from the folder that `python -c "
+            "'import pybullet_data; print(pybullet_data.getDataPath())'` prints on a machine "
+            "with pybullet; or `pip install pybullet`, which ships pybullet_data (found "
+            "there, never imported)")
+
+
 def resolve_urdf(spec: RobotSpec) -> Path:
     """The URDF file of a description, as the sim loads it."""
-    data_dir = pybullet_data_dir() if spec.urdf.startswith(PYBULLET_DATA_PREFIX) else None
-    if spec.urdf.startswith(PYBULLET_DATA_PREFIX) and data_dir is None:
+    packaged = spec.urdf.startswith(PYBULLET_DATA_PREFIX)
+    data_dir = pybullet_data_dir() if packaged else None
+    if packaged and data_dir is None:
         raise RobotSpecError(
-            f"robot '{spec.name}': urdf '{spec.urdf}' needs the pybullet_data package "
-            f"(pip install pybullet_data's files, or set {URDF_DIR_ENV} to a copy of them)")
+            f"robot '{spec.name}': urdf '{spec.urdf}' is a pybullet_data file, and neither "
+            f"the pybullet_data package nor ${URDF_DIR_ENV} is here: {_urdf_hint(spec)}")
     path = spec.urdf_path(data_dir)
     if not path.is_file():
-        raise RobotSpecError(f"robot '{spec.name}': no URDF file at {path}")
+        hint = f" ({_urdf_hint(spec)})" if packaged else ""
+        raise RobotSpecError(f"robot '{spec.name}': no URDF file at {path}{hint}")
     return path
+
+
+def missing_mesh_error(spec: RobotSpec, urdf: Path, err: Exception) -> RobotSpecError:
+    """The error for a URDF found without the collision meshes it names."""
+    hint = (_urdf_hint(spec) if spec.urdf.startswith(PYBULLET_DATA_PREFIX)
+            else "install the robot description with its meshes")
+    return RobotSpecError(f"robot '{spec.name}': {urdf} is here but its collision meshes "
+                          f"are not ({err}); {hint}")
 
 
 @lru_cache(maxsize=16)
@@ -189,9 +210,14 @@ class Kinematics:
         # (cached, read-only) model.
         model = self._sphere_model
         if model is None:
-            model = self._sphere_model = _spheres(
-                str(self.urdf), tuple(self.spec.joint_names), self.spec.ee_link,
-                self.spec.base_frame)
+            try:
+                model = _spheres(str(self.urdf), tuple(self.spec.joint_names),
+                                 self.spec.ee_link, self.spec.base_frame)
+            except ValueError as err:  # pinocchio: "Mesh ... could not be found."
+                if "could not be found" not in str(err):
+                    raise
+                raise missing_mesh_error(self.spec, self.urdf, err) from err
+            self._sphere_model = model
         return model
 
     @property

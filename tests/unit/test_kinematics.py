@@ -64,6 +64,53 @@ def test_bad_input_is_refused(kin: Kinematics) -> None:
         kin.ik([0.3, 0.0, 0.3], [0.0, 0.0, 0.0, 0.0])
 
 
+def test_ee_pose_fast_path_keeps_every_check(kin: Kinematics) -> None:
+    # ee_pose skips the conversion for a float64 vector of the right length; every other
+    # input still goes through the full check, and gives the same pose when it is valid.
+    q = np.random.default_rng(5).uniform(kin.lower, kin.upper)
+    pos, quat = kin.ee_pose(q)
+    q32 = q.astype(np.float32)
+    np.testing.assert_array_equal(kin.ee_pose(q32)[0], kin.ee_pose(q32.astype(np.float64))[0])
+    for same in (list(q), tuple(q), q.reshape(1, -1),
+                 np.repeat(q[:, None], 2, axis=1)[:, 1]):  # a strided view
+        p2, q2 = kin.ee_pose(same)
+        np.testing.assert_allclose(p2, pos, atol=1e-12)
+        np.testing.assert_allclose(q2, quat, atol=1e-12)
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(ValueError, match="finite"):
+            kin.ee_pose(np.r_[q[:-1], bad])
+    with pytest.raises(ValueError, match=f"needs {kin.dof} values, got {kin.dof - 1}"):
+        kin.ee_pose(q[:-1])
+    assert kin.ee_pose(np.full(kin.dof, 1e200))[0].shape == (3,)  # finite (its sum is not)
+    kin.ee_pose(kin.home)  # a later call leaves an earlier result alone (no shared buffer)
+    np.testing.assert_array_equal(pos, kin.ee_pose(q)[0])
+
+
+def test_missing_urdf_or_meshes_say_what_to_do(tmp_path, monkeypatch) -> None:
+    from robo_agent.core.robot_spec import RobotSpecError
+    from robo_agent.kinematics import model, pybullet_data_dir
+
+    spec = load_robot("panda")
+    monkeypatch.setattr(model, "pybullet_data_dir", lambda: None)  # no pybullet_data here
+    with pytest.raises(RobotSpecError, match="ROBO_AGENT_URDF_DIR to a folder holding "
+                                             "franka_panda/"):
+        Kinematics.for_robot(spec)
+    monkeypatch.undo()
+    monkeypatch.setenv("ROBO_AGENT_URDF_DIR", str(tmp_path))
+    with pytest.raises(RobotSpecError, match=r"no URDF file at .*franka_panda/panda\.urdf"):
+        Kinematics.for_robot(spec)
+    # The URDF alone, without the meshes it names: said at construction of the envelope's
+    # geometry, not as pinocchio's bare "could not be found".
+    monkeypatch.delenv("ROBO_AGENT_URDF_DIR")
+    (tmp_path / "franka_panda").mkdir()
+    (tmp_path / "franka_panda" / "panda.urdf").write_bytes(
+        (pybullet_data_dir() / "franka_panda" / "panda.urdf").read_bytes())
+    monkeypatch.setenv("ROBO_AGENT_URDF_DIR", str(tmp_path))
+    kin = Kinematics.for_robot(spec)
+    with pytest.raises(RobotSpecError, match=r"collision meshes are not.*mesh files it names"):
+        kin.sphere_radii  # noqa: B018
+
+
 def test_link_positions(kin: Kinematics) -> None:
     links = kin.link_positions(kin.home)
     assert kin.spec.ee_link in links and kin.spec.base_frame in links
