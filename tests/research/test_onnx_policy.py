@@ -116,7 +116,7 @@ def test_evaluator_refuses_a_policy_trained_faster_than_the_robot_may_move(
     write_artifact(slow, model, {**_spec_fields(), "action_scale": [0.0435] * 4 + [0.0522] * 3})
     evaluator = Evaluator("robo_agent/PandaReach-v0")
     try:
-        with pytest.raises(ArtifactError, match="field action_scale .* at 1 of their velocity"):
+        with pytest.raises(ArtifactError, match=r"field action_scale .* at 1 of their velocity"):
             evaluator.run(fast, [10**9])
         assert evaluator.run(slow, [10**9])["episodes"] == 1.0
     finally:
