@@ -14,6 +14,7 @@ import pinocchio as pin
 import pytest
 
 from robo_agent.core.audit import AuditLog
+from robo_agent.core.collision import Zones, first_violation
 from robo_agent.core.robot_spec import load_robot
 from robo_agent.core.safety import SafetyEnvelope
 from robo_agent.core.safety_policy import parse_policy
@@ -162,3 +163,46 @@ def test_stream_check_cost() -> None:
     # Typically ~0.1 ms here; a loose bound on a shared 2-core machine (bench/kinematics.py
     # measures it properly).
     assert float(np.median(times)) < 1e-3
+
+
+def dense_violations(kin: Kinematics, zones: Zones, qs: np.ndarray, inflate: float = 0.0
+                     ) -> np.ndarray:
+    """(M,) whether any zone rule is broken at each configuration, by brute force: every
+    link's exact hull against the six workspace faces, the spheres against the keep-out
+    boxes (the end-effector point against `end_effector` boxes)."""
+    bad = np.zeros(len(qs), dtype=bool)
+    for link in set(kin.sphere_links):
+        for a in range(3):
+            d = np.zeros(3)
+            d[a] = 1.0
+            bad |= kin.link_support(qs, link, d) + inflate > zones.ws_max[a]
+            bad |= kin.link_support(qs, link, -d) + inflate > -zones.ws_min[a]
+    c = kin.sphere_centers(qs)
+    for lo, hi, ee_only in zip(zones.ko_min, zones.ko_max, zones.ee_only, strict=True):
+        idx = [kin.ee_sphere] if ee_only else slice(None)
+        gap = np.linalg.norm(np.maximum(np.maximum(lo - c[:, idx], 0.0), c[:, idx] - hi), axis=2)
+        bad |= np.any(gap <= kin.sphere_radii[idx] + inflate, axis=1)
+    return bad
+
+
+@pytest.mark.parametrize("name", ROBOTS)
+def test_refined_check_misses_nothing_a_dense_check_finds(name: str) -> None:
+    # The coarse pass refines only around its flagged samples, first the first few: any
+    # path on which a 400-sample brute-force check finds a broken rule is still refused.
+    env = envelope(name, [{"name": "shelf", "min": [0.35, -0.2, 0.0], "max": [0.6, 0.2, 0.35]}])
+    kin, zones = env.kinematics, env._zones
+    rng = np.random.default_rng(11)
+    checked = broken = 0
+    for _ in range(150):
+        q0 = np.clip(env.spec.home_array + rng.uniform(-0.5, 0.5, kin.dof), env.lower, env.upper)
+        q1 = np.clip(q0 + rng.uniform(-1.0, 1.0, kin.dof) * rng.uniform(0.2, 1.2), env.lower,
+                     env.upper)
+        if dense_violations(kin, zones, q0[None], inflate=0.06)[0]:
+            continue  # starts in or near a zone: the leaving rule applies (tested elsewhere)
+        dense = dense_violations(kin, zones, np.linspace(q0, q1, 400))
+        found = first_violation(kin, zones, q0, q1)
+        checked += 1
+        if dense.any():
+            broken += 1
+            assert found is not None, (q0.tolist(), q1.tolist())
+    assert checked > 40 and broken > 5
