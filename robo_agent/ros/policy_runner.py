@@ -2,8 +2,8 @@
 
 Thin node: parameters, topics and timing. The decisions (observation assembly, action
 semantics, guards) are `robo_agent.core.policy_loop.PolicyLoop`; every command passes the
-safety envelope. A control thread keeps a deadline-corrected schedule (deadline +=
-period, never `sleep(dt)`), counts missed deadlines, and publishes one-point
+safety envelope. A control thread keeps a deadline-corrected schedule
+(`core.deadline.DeadlineClock`), counts missed deadlines, and publishes one-point
 `JointTrajectory` messages (time_from_start = one period) or `Float64MultiArray` position
 commands. Status goes to `/robo_agent/policy/status` (`diagnostic_msgs/DiagnosticArray`).
 SIGINT sends one hold at the measured pose, then the process exits 0.
@@ -34,6 +34,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.artifact import ArtifactError, rehearsal_problem
 from robo_agent.core.audit import AuditLog
+from robo_agent.core.deadline import DeadlineClock
 from robo_agent.core.observation import compatibility_problems
 from robo_agent.core.policy_loop import SOURCE, LoopConfig, PolicyLoop, Step, speed_ratio
 from robo_agent.core.robot_spec import RobotSpecError, load_robot
@@ -44,6 +45,7 @@ from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
 
 STATUS_TOPIC = "/robo_agent/policy/status"
+SWITCH_INTERVAL_S = 0.0002  # GIL hand-over interval for the runner process (default 5 ms)
 GOAL_TOPIC = "/robo_agent/policy/goal"
 LEVEL = {"idle": 0, "ramping": 0, "running": 0, "done": 0, "holding": 1, "refused": 2,
          "estopped": 2}
@@ -162,12 +164,9 @@ class PolicyRunnerNode(Node):
         self._delayed: deque[tuple[float, Any]] = deque()
 
         # -- timing figures --------------------------------------------------------------
-        self.missed = 0
-        self.ticks = 0
+        self.clock = DeadlineClock(self.period)
         self._compute = deque(maxlen=2000)  # s from reading the state to the publish
         self._obs_age = deque(maxlen=2000)  # s from the state's arrival to the publish
-        self._tick_times: deque[float] = deque(maxlen=5000)
-        self._first_tick: float | None = None
         self.first_command_time: float | None = None
         self.t_created = time.monotonic()
         self.interrupted = threading.Event()
@@ -278,7 +277,6 @@ class PolicyRunnerNode(Node):
 
     # -- control thread --------------------------------------------------------------------
     def _control(self) -> None:
-        deadline = time.perf_counter()
         last_state = ""
         while self._running and rclpy.ok(context=self.context):
             if self.interrupted.is_set():
@@ -295,11 +293,7 @@ class PolicyRunnerNode(Node):
                 else:
                     step = self.loop.step(t_read, q, qd, age, self.estopped)
                 self._apply(step, q, stamp, t_read)
-            self.ticks += 1
-            now_pc = time.perf_counter()
-            self._tick_times.append(now_pc)
-            if self._first_tick is None:
-                self._first_tick = now_pc
+            self.clock.tick()
             if self.loop.state != last_state:  # published by the executor's timer, off
                 last_state = self.loop.state  # this thread (percentiles take a moment)
                 self._status_due = True
@@ -307,28 +301,13 @@ class PolicyRunnerNode(Node):
                 self.finished.set()
                 if bool(self.p["exit_when_done"]):
                     break
-            deadline += self.period
-            delay = deadline - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            else:
-                self.missed += 1
-                if delay < -10 * self.period:  # far behind: restart the schedule, no burst
-                    deadline = time.perf_counter()
+            self.clock.wait()
         self.finished.set()
 
     def figures(self) -> dict[str, float]:
-        t = np.asarray(self._tick_times)
-        rate = float((len(t) - 1) / (t[-1] - t[0])) if len(t) > 2 and t[-1] > t[0] else 0.0
-        if self._first_tick is not None and len(t) and t[-1] > self._first_tick:
-            rate = (self.ticks - 1) / (t[-1] - self._first_tick)  # over the whole run
         comp = np.asarray(self._compute) * 1000
         age = np.asarray(self._obs_age) * 1000
-        out = {"loop_rate_hz": rate, "target_rate_hz": 1.0 / self.period,
-               "missed_deadlines": float(self.missed), "ticks": float(self.ticks)}
-        if len(t) > 10:
-            jitter = np.abs(np.diff(t) - self.period) * 1000
-            out["period_jitter_ms_p99"] = float(np.percentile(jitter, 99))
+        out = self.clock.figures()
         if comp.size:
             out.update(compute_ms_p50=float(np.percentile(comp, 50)),
                        compute_ms_p99=float(np.percentile(comp, 99)),
@@ -380,6 +359,11 @@ class PolicyRunnerNode(Node):
 def main(args: list[str] | None = None) -> int:
     """Entry point for `policy_runner` / `python -m robo_agent.ros.policy_runner --ros-args`."""
     from rclpy.signals import SignalHandlerOptions
+
+    # The control thread shares the GIL with the executor's /joint_states callbacks; at
+    # the default 5 ms switch interval it can wait that long for the GIL after its
+    # deadline (p99 obs->command 7-9 ms was measured so). Hand it over sooner.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     # Our own SIGINT handling: the context must stay up to send the final hold.
     rclpy.init(args=args if args is not None else sys.argv,
