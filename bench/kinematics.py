@@ -305,7 +305,9 @@ def main() -> int:
     path = write_record("kinematics", summary_figures(record), ROWS,
                         load_before=(load0, 0.0, 0.0),
                         notes=f"per-robot detail in {detail.relative_to(ROOT)}")
-    print(f"wrote {path.relative_to(ROOT)} and {detail.relative_to(ROOT)}")
+    # ROBO_AGENT_BENCH_RECORDS may put the record outside the checkout (trial runs).
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    print(f"wrote {shown} and {detail.relative_to(ROOT)}")
     return 0
 
 
