@@ -248,16 +248,18 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
     only the stretches around flagged coarse samples get the fine pass, in one batch; a
     path that starts in a zone gets the fine pass from end to end.
     """
-    bound = geometry.sweep_bound
-    qs, s, inflate = path_samples(q0, q1, bound, COARSE_TOLERANCE)
-    v, _ = _flags(geometry, zones, qs, inflate)
-    if v[0].any():
+    dq = q1 - q0
+    travel = float(np.sum(geometry.sweep_bound * np.abs(dq)))  # bound on any point's travel
+    nc = min(max(math.ceil(travel / (2.0 * COARSE_TOLERANCE)), 1), MAX_SWEEP_SAMPLES)
+    s = np.arange(nc + 1) / nc
+    v, _ = _flags(geometry, zones, q0 + s[:, None] * dq, travel / (2.0 * nc))
+    row_flagged = v.any(axis=1)
+    if row_flagged[0]:
         return _scan_all(geometry, zones, q0, q1)
-    flagged = np.flatnonzero(v.any(axis=1))
+    flagged = np.flatnonzero(row_flagged)
     if flagged.size == 0:
         return None
-    fqs, fs, finflate = path_samples(q0, q1, bound, SWEEP_TOLERANCE)
-    nc, nf = len(s) - 1, len(fs) - 1
+    nf = min(max(math.ceil(travel / (2.0 * SWEEP_TOLERANCE)), 1), MAX_SWEEP_SAMPLES)
     done = -1  # last fine sample checked
     # The first few flagged stretches first: a refused path is nearly always refused
     # within them (flags start a stretch or two before the arm reaches the zone), so the
@@ -270,19 +272,19 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
         # safe). Samples up to `done` were checked already (the ranges only grow).
         lo = np.clip(np.floor((part - 0.5) * nf / nc - 0.5), 0, nf).astype(np.intp)
         hi = np.clip(np.ceil((part + 0.5) * nf / nc + 0.5), 0, nf).astype(np.intp)
-        mark = np.zeros(nf + 2, dtype=np.intp)
-        np.add.at(mark, lo, 1)
-        np.add.at(mark, hi + 1, -1)
+        # Union of the ranges [lo, hi]: +1 at each start, -1 after each end, running sum.
+        mark = np.bincount(lo, minlength=nf + 2) - np.bincount(hi + 1, minlength=nf + 2)
         keep = np.flatnonzero(np.cumsum(mark[:-1]) > 0)
         keep = keep[keep > done]
         if keep.size == 0:
             continue
         done = int(keep[-1])
-        fv, c = _flags(geometry, zones, fqs[keep], finflate)
+        fs = keep / nf
+        fv, c = _flags(geometry, zones, q0 + fs[:, None] * dq, travel / (2.0 * nf))
         rows = np.flatnonzero(fv.any(axis=1))
         if rows.size:
             m = int(rows[0])
-            return _violation(geometry, zones, fv[m], c[m], float(fs[keep[m]]), keep[m] == nf)
+            return _violation(geometry, zones, fv[m], c[m], float(fs[m]), keep[m] == nf)
     return None
 
 
