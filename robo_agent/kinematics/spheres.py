@@ -183,19 +183,33 @@ class SphereModel:
         return sorted(need)  # pinocchio numbers parents before children
 
     def _sweep_bound(self, dof: int) -> np.ndarray:
-        """Per arm joint, the largest distance (m) from it to a sphere centre it moves, over
-        any configuration (the chain of joint offsets plus the centre's local offset): the
-        most any centre travels per rad of that joint (1 m per m for a prismatic one)."""
+        """Per arm joint, the largest distance (m) from its axis to a sphere centre it
+        moves, over any configuration: the most any centre travels per rad of that joint
+        (1 m per m for a prismatic one). A centre p moves |a x (p - o)| per rad of a joint
+        at o with axis a, so only the part of p - o across the axis counts. Bounded as the
+        cross-axis part of the fixed offset to the next joint (it turns with the joint, so
+        that part keeps its length) plus the length of the rest of the chain."""
         best = np.zeros(dof)
         for j, local in zip(self._order, self._local, strict=True):
-            reach = float(np.max(np.linalg.norm(local, axis=1)))
+            # Spheres on the joint itself: the cross-axis part of each local centre.
+            joint = self._joints[j]
+            if joint.arm_index is not None:
+                across = local - np.outer(local @ joint.axis, joint.axis)
+                best[joint.arm_index] = max(best[joint.arm_index], 1.0 if not joint.revolute
+                                            else float(np.max(np.linalg.norm(across, axis=1))))
+            reach = float(np.max(np.linalg.norm(local, axis=1)))  # from the child's origin
+            child = j
+            j = joint.parent
             while j != 0:
                 joint = self._joints[j]
+                offset = self._joints[child].pos  # child origin, in this joint's frame
                 if joint.arm_index is not None:
                     i = joint.arm_index
-                    best[i] = max(best[i], reach if joint.revolute else 1.0)
-                reach += float(np.linalg.norm(joint.pos))
-                j = joint.parent
+                    across = offset - (offset @ joint.axis) * joint.axis
+                    best[i] = max(best[i], 1.0 if not joint.revolute
+                                  else float(np.linalg.norm(across)) + reach)
+                reach += float(np.linalg.norm(offset))
+                child, j = j, joint.parent
         return best
 
     def _tables(self, needed: list[int], base: tuple[np.ndarray, np.ndarray] | None) -> None:

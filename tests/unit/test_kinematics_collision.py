@@ -206,3 +206,18 @@ def test_refined_check_misses_nothing_a_dense_check_finds(name: str) -> None:
             broken += 1
             assert found is not None, (q0.tolist(), q1.tolist())
     assert checked > 40 and broken > 5
+
+
+@pytest.mark.parametrize("name", ROBOTS)
+def test_sweep_bound_holds(name: str) -> None:
+    # Per joint, no sphere centre moves faster than the bound per rad of it (the whole
+    # swept-volume argument rests on it), measured by finite differences.
+    kin = Kinematics.for_robot(load_robot(name))
+    qs = np.random.default_rng(8).uniform(kin.lower, kin.upper, (1000, kin.dof))
+    c0 = kin.sphere_centers(qs)
+    for j in range(kin.dof):
+        dq = np.zeros(kin.dof)
+        dq[j] = 1e-6
+        speed = np.linalg.norm(kin.sphere_centers(qs + dq) - c0, axis=2).max() / 1e-6
+        assert speed <= kin.sweep_bound[j] + 1e-6
+        assert speed > 0.5 * kin.sweep_bound[j]  # and it is not wildly loose
