@@ -16,6 +16,12 @@ it. Keep-out boxes are checked against the spheres (conservative). A keep-out bo
 always occupy) is checked against the end-effector point only. A sphere already in a
 forbidden zone at the start of a path may leave it (it is exempt from that zone until it
 first leaves), never enter one.
+
+Cost (a 2 s trajectory must be checked well under 1 ms, in numpy, where the number of
+calls matters more than the arithmetic): one FK pass per batch of samples serves the
+centres and the exact hulls (`ArmGeometry.sphere_batch`); a per-sphere broad phase over
+the whole batch leaves only the spheres that come near a face or a box to the per-sample
+checks; a coarse pass settles most paths, and only its flagged stretches are refined.
 """
 
 from __future__ import annotations
@@ -245,8 +251,12 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
     A coarse pass (`COARSE_TOLERANCE`) first. Each of its samples, inflated by its
     half-gap, covers the swept volume of the path within half a gap of it, so where it is
     clear that stretch is clear. When nothing starts in a zone (no exemptions to track),
-    only the stretches around flagged coarse samples get the fine pass, in one batch; a
-    path that starts in a zone gets the fine pass from end to end.
+    only the stretches around flagged coarse samples get the fine pass (the first
+    `FIRST_REFINED` of them, then the rest, each one batch); a path that starts in a zone
+    gets the fine pass from end to end. Either way a path is refused exactly when the
+    fine pass over the whole path would refuse it, except where the coarse pass already
+    proved a stretch clear (`tests/unit/test_kinematics_collision.py` checks this against
+    a brute-force pass).
     """
     dq = q1 - q0
     travel = float(np.sum(geometry.sweep_bound * np.abs(dq)))  # bound on any point's travel
