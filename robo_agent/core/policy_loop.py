@@ -73,6 +73,7 @@ class LoopStats:
     guard: str = ""
     guard_reason: str = ""
     clipped: int = 0
+    distance: float | None = None  # m from the goal at the last tick with a state
     history: list[str] = field(default_factory=list)
 
 
@@ -184,6 +185,7 @@ class PolicyLoop:
         if not np.isfinite(obs["observation"]).all():
             return self._hold("holding", "nan_state", "NaN or inf in the observation")
         dist = float(np.linalg.norm(obs["achieved_goal"].astype(np.float64) - self.goal))
+        self.stats.distance = dist
         self._within = self._within + 1 if dist < self.threshold else 0
         if self._within >= self.cfg.success_steps:
             return self._hold("done", "goal_reached",

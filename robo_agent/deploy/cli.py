@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -22,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--safety", default="", help="safety policy name or YAML path")
     d.add_argument("--command-interface", choices=("trajectory", "position"),
                    default="trajectory")
+    d.add_argument("--quiet", action="store_true",
+                   help="no live status lines (the runner's own log only)")
+    d.add_argument("--status-period", type=float, default=1.0, metavar="S",
+                   help="live status: a line per state change and at most one per S s")
     d.add_argument("--allow-unrehearsed", action="store_true",
                    help="run without a passing rehearsal.json (audit-logged)")
     d.set_defaults(func=_cmd_deploy)
@@ -68,6 +73,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         audit.close()
         print("robo-agent deploy: WARNING: running without a passing rehearsal "
               "(audit-logged)", file=sys.stderr)
+    printer = None
+    if not args.quiet:
+        from robo_agent.deploy.status import StatusPrinter
+
+        printer = StatusPrinter(period=args.status_period)
     proc = subprocess.Popen(deploy_command(args))
     # Ctrl-C reaches the runner too (same process group); it holds and exits 0.
     previous = signal.signal(signal.SIGINT, lambda *_: None)
@@ -75,6 +85,9 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         return proc.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
+        if printer is not None:
+            time.sleep(0.2)  # the runner's final status is in flight when it exits
+            printer.close()
 
 
 def _cmd_rehearse(args: argparse.Namespace) -> int:

@@ -333,6 +333,7 @@ class PolicyRunnerNode(Node):
             "task": self.loop.spec.task, "command_topic": self.command_topic,
             "dry_run": self.dry_run, "commands": st.commands, "holds": st.holds,
             "clipped": st.clipped, "speed_ratio": round(self.speed_ratio, 3),
+            "distance_m": None if st.distance is None else round(st.distance, 4),
             "last_guard": st.guard, "last_guard_reason": st.guard_reason,
             "goal": np.round(self.loop.goal, 4).tolist() if self.has_goal else None,
             **{k: round(v, 4) for k, v in self.figures().items()}, **(extra or {}),
