@@ -170,43 +170,44 @@ def path_samples(q0: np.ndarray, q1: np.ndarray, sweep_bound: np.ndarray | float
 
 
 def _workspace_faces(batch: SphereBatch, links: tuple[str, ...], ee: int, zones: Zones,
-                     ks: np.ndarray, r: np.ndarray, inflate: float
+                     r: np.ndarray, inflate: float, lo: np.ndarray, hi: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(M, len(ks)) whether each of the spheres `ks` has its link below the table, and
-    whether it crosses any other face of the workspace box, at each sample."""
-    c = batch.centers[:, ks]
-    r3 = r[ks][None, :, None]
-    low = c - r3 < zones.ws_min  # (M, K, 3): axis faces at min
-    high = c + r3 > zones.ws_max
+    """(M, N) whether each sphere's link goes below the table, and whether it crosses any
+    other face of the workspace box, at each sample. `lo`, `hi` (N, 3): the box each
+    sphere sweeps over the batch; only the faces and spheres it reaches are checked."""
+    c = batch.centers
+    m, n = c.shape[:2]
+    below = np.zeros((m, n), dtype=bool)
+    outside = np.zeros((m, n), dtype=bool)
     names, group, member = _groups(links)
-    group, member = group[ks], member[ks]
-    own = np.flatnonzero(ks == ee)  # the end-effector point, if among them
-    # Narrow phase, per face that any sphere crosses (usually only the table): the exact
-    # hulls of the links with a sphere across it, at the samples where one is, in one
-    # batched product (a few numpy calls, however many links). A link's spheres then all
-    # take its exact answer; the end-effector point is exact already and keeps its own.
-    for side, flags in ((-1.0, low), (1.0, high)):
-        if not flags.any():  # the usual case for all but the table: skip the bookkeeping
-            continue
-        per_axis = flags.any(axis=1)  # (M, 3)
-        for a in np.flatnonzero(per_axis.any(axis=0)):
-            rows = np.flatnonzero(per_axis[:, a])
-            f = flags[rows, :, a]  # (R, K)
-            d = np.zeros(3)
-            d[a] = side
-            limit = -zones.ws_min[a] if side < 0 else zones.ws_max[a]
-            crossing = f @ member  # (R, G): a sphere of the link crosses the face
-            sel = np.flatnonzero(crossing.any(axis=0))
-            exact = np.zeros_like(crossing)
-            exact[:, sel] = (batch.supports(rows, [names[g] for g in sel], d) + inflate
-                             > limit) & crossing[:, sel]
-            new = exact[:, group]
-            new[:, own] = f[:, own]
-            flags[rows, :, a] = new
-    below = low[:, :, 2]
-    # Explicit ORs: `any` over a length-3 axis costs 4x as much on arrays this small.
-    return below, (low[:, :, 0] | low[:, :, 1] | high[:, :, 0] | high[:, :, 1]
-                   | high[:, :, 2]) & ~below
+    for side, reach, bound in ((-1.0, lo < zones.ws_min, zones.ws_min),
+                               (1.0, hi > zones.ws_max, zones.ws_max)):
+        for a in np.flatnonzero(reach.any(axis=0)):  # usually just the table
+            ks = np.flatnonzero(reach[:, a])
+            f = (c[:, ks, a] - r[ks] < bound[a]) if side < 0 else (c[:, ks, a] + r[ks]
+                                                                    > bound[a])  # (M, K)
+            rows = np.flatnonzero(f.any(axis=1))
+            if rows.size:
+                # Narrow phase: the exact hulls of the links with a sphere across the
+                # face, at the samples where one is, in one batched product. A link's
+                # spheres then all take its exact answer; the end-effector point is exact
+                # already and keeps its own.
+                fr = f[rows]
+                crossing = fr @ member[ks]  # (R, G)
+                sel = np.flatnonzero(crossing.any(axis=0))
+                d = np.zeros(3)
+                d[a] = side
+                exact = np.zeros_like(crossing)
+                exact[:, sel] = (batch.supports(rows, [names[g] for g in sel], d) + inflate
+                                 > side * bound[a]) & crossing[:, sel]
+                new = exact[:, group[ks]]
+                own = ks == ee
+                new[:, own] = fr[:, own]
+                f[rows] = new
+            target = below if side < 0 and a == 2 else outside
+            target[:, ks] |= f
+    outside &= ~below  # a sphere below the table is reported as that
+    return below, outside
 
 
 def _flags(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, inflate: float
@@ -226,9 +227,7 @@ def _flags(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, inflate: float
     # as a rule) are checked sample by sample: this is most of the cost saved.
     lo = c.min(axis=0) - r[:, None]  # (N, 3)
     hi = c.max(axis=0) + r[:, None]
-    ks = np.flatnonzero(((lo < zones.ws_min) | (hi > zones.ws_max)).any(axis=1))
-    if ks.size:
-        v[:, ks], v[:, n + ks] = _workspace_faces(batch, links, ee, zones, ks, r, inflate)
+    v[:, :n], v[:, n:2 * n] = _workspace_faces(batch, links, ee, zones, r, inflate, lo, hi)
     if nz:
         near = ((lo[:, None, :] <= zones.ko_max) & (hi[:, None, :] >= zones.ko_min)).all(
             axis=2) & zones.checked(n, ee)  # (N, Z)
