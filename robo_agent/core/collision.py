@@ -40,7 +40,7 @@ SWEEP_TOLERANCE = 0.01  # m: spheres are inflated by this much (or the actual ha
 # in a zone and the inflated spheres stay clear, the swept volume is clear (sound).
 COARSE_TOLERANCE = 0.05
 MAX_SWEEP_SAMPLES = 256  # beyond this the inflation grows instead of the sample count
-FIRST_REFINED = 3  # flagged coarse samples refined before the rest (see first_violation)
+FIRST_REFINED = 6  # flagged coarse samples refined before the rest (see first_violation)
 
 
 class ArmGeometry(Protocol):
