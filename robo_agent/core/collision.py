@@ -40,7 +40,6 @@ SWEEP_TOLERANCE = 0.01  # m: spheres are inflated by this much (or the actual ha
 # in a zone and the inflated spheres stay clear, the swept volume is clear (sound).
 COARSE_TOLERANCE = 0.05
 MAX_SWEEP_SAMPLES = 256  # beyond this the inflation grows instead of the sample count
-FIRST_REFINED = 6  # flagged coarse samples refined before the rest (see first_violation)
 
 
 class ArmGeometry(Protocol):
@@ -170,11 +169,13 @@ def path_samples(q0: np.ndarray, q1: np.ndarray, sweep_bound: np.ndarray | float
 
 
 def _workspace_faces(batch: SphereBatch, links: tuple[str, ...], ee: int, zones: Zones,
-                     r: np.ndarray, inflate: float, lo: np.ndarray, hi: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+                     r: np.ndarray, inflate: float, lo: np.ndarray, hi: np.ndarray,
+                     certain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(M, N) whether each sphere's link goes below the table, and whether it crosses any
     other face of the workspace box, at each sample. `lo`, `hi` (N, 3): the box each
-    sphere sweeps over the batch; only the faces and spheres it reaches are checked."""
+    sphere sweeps over the batch; only the faces and spheres it reaches are checked.
+    Marks in `certain` (M,) the samples where a link's exact hull is across a face even
+    without the inflation."""
     c = batch.centers
     m, n = c.shape[:2]
     below = np.zeros((m, n), dtype=bool)
@@ -198,8 +199,9 @@ def _workspace_faces(batch: SphereBatch, links: tuple[str, ...], ee: int, zones:
                 d = np.zeros(3)
                 d[a] = side
                 exact = np.zeros_like(crossing)
-                exact[:, sel] = (batch.supports(rows, [names[g] for g in sel], d) + inflate
-                                 > side * bound[a]) & crossing[:, sel]
+                sup = batch.supports(rows, [names[g] for g in sel], d)
+                exact[:, sel] = (sup + inflate > side * bound[a]) & crossing[:, sel]
+                certain[rows] |= (sup > side * bound[a]).any(axis=1)
                 new = exact[:, group[ks]]
                 own = ks == ee
                 new[:, own] = fr[:, own]
@@ -211,9 +213,10 @@ def _workspace_faces(batch: SphereBatch, links: tuple[str, ...], ee: int, zones:
 
 
 def _flags(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, inflate: float
-           ) -> tuple[np.ndarray, np.ndarray]:
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(M, K) zone flags at each sample (columns: below the table per sphere, outside
-    the workspace per sphere, then sphere x keep-out box), and the (M, N, 3) centres."""
+    the workspace per sphere, then sphere x keep-out box), the (M, N, 3) centres, and
+    (M,) whether a rule is broken at the sample itself, without the inflation."""
     batch = _batch(geometry, qs)
     c = batch.centers
     m, n = c.shape[:2]
@@ -221,13 +224,15 @@ def _flags(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, inflate: float
     r = geometry.sphere_radii + inflate  # (N,)
     nz = len(zones.names)
     v = np.zeros((m, n * (2 + nz)), dtype=bool)
+    certain = np.zeros(m, dtype=bool)
     # Broad phase over the whole batch: the box each sphere sweeps (its centres' extent
     # grown by its radius). A sphere whose box stays inside the workspace, or clear of a
     # keep-out box, breaks that rule at no sample, so only the others (a few of the ~20,
     # as a rule) are checked sample by sample: this is most of the cost saved.
     lo = c.min(axis=0) - r[:, None]  # (N, 3)
     hi = c.max(axis=0) + r[:, None]
-    v[:, :n], v[:, n:2 * n] = _workspace_faces(batch, links, ee, zones, r, inflate, lo, hi)
+    v[:, :n], v[:, n:2 * n] = _workspace_faces(batch, links, ee, zones, r, inflate, lo, hi,
+                                               certain)
     if nz:
         near = ((lo[:, None, :] <= zones.ko_max) & (hi[:, None, :] >= zones.ko_min)).all(
             axis=2) & zones.checked(n, ee)  # (N, Z)
@@ -239,8 +244,10 @@ def _flags(geometry: ArmGeometry, zones: Zones, qs: np.ndarray, inflate: float
             np.abs(gap, out=gap)
             gap -= zones.ko_half[zs]
             np.maximum(gap, 0.0, out=gap)
-            v[:, 2 * n + ns * nz + zs] = np.einsum("mpk,mpk->mp", gap, gap) <= r[ns] ** 2
-    return v, c
+            d2 = np.einsum("mpk,mpk->mp", gap, gap)
+            v[:, 2 * n + ns * nz + zs] = d2 <= r[ns] ** 2
+            certain |= (d2 <= geometry.sphere_radii[ns] ** 2).any(axis=1)
+    return v, c, certain
 
 
 def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarray
@@ -250,9 +257,10 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
     A coarse pass (`COARSE_TOLERANCE`) first. Each of its samples, inflated by its
     half-gap, covers the swept volume of the path within half a gap of it, so where it is
     clear that stretch is clear. When nothing starts in a zone (no exemptions to track),
-    only the stretches around flagged coarse samples get the fine pass (the first
-    `FIRST_REFINED` of them, then the rest, each one batch); a path that starts in a zone
-    gets the fine pass from end to end. Either way a path is refused exactly when the
+    only the stretches around flagged coarse samples get the fine pass, in one batch: all
+    of them, or, when a coarse sample itself breaks a rule (the path is refused; only
+    which violation comes first is open), those up to that sample. A path that starts in
+    a zone gets the fine pass from end to end. Either way a path is refused exactly when the
     fine pass over the whole path would refuse it, except where the coarse pass already
     proved a stretch clear (`tests/unit/test_kinematics_collision.py` checks this against
     a brute-force pass).
@@ -261,7 +269,7 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
     travel = float(np.sum(geometry.sweep_bound * np.abs(dq)))  # bound on any point's travel
     nc = min(max(math.ceil(travel / (2.0 * COARSE_TOLERANCE)), 1), MAX_SWEEP_SAMPLES)
     s = np.arange(nc + 1) / nc
-    v, _ = _flags(geometry, zones, q0 + s[:, None] * dq, travel / (2.0 * nc))
+    v, _, certain = _flags(geometry, zones, q0 + s[:, None] * dq, travel / (2.0 * nc))
     row_flagged = v.any(axis=1)
     if row_flagged[0]:
         return _scan_all(geometry, zones, q0, q1)
@@ -270,10 +278,13 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
         return None
     nf = min(max(math.ceil(travel / (2.0 * SWEEP_TOLERANCE)), 1), MAX_SWEEP_SAMPLES)
     done = -1  # last fine sample checked
-    # The first few flagged stretches first: a refused path is nearly always refused
-    # within them (flags start a stretch or two before the arm reaches the zone), so the
-    # long flagged tail behind a collision is never refined. Then the rest in one batch.
-    for part in (flagged[:FIRST_REFINED], flagged[FIRST_REFINED:]):
+    # Up to the first coarse sample that breaks a rule outright, the fine sample next to
+    # it breaks it too (it covers that configuration), so the first part always ends in
+    # a refusal and the long flagged tail behind a collision is never refined. The
+    # second part is there for soundness only.
+    sure = np.flatnonzero(certain)
+    cut = int(sure[0]) if sure.size else nc
+    for part in (flagged[flagged <= cut], flagged[flagged > cut]):
         if part.size == 0:
             break
         # Fine sample k covers fractions (k -/+ 0.5) / nf, coarse sample i (i -/+ 0.5) / nc:
@@ -289,7 +300,7 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
             continue
         done = int(keep[-1])
         fs = keep / nf
-        fv, c = _flags(geometry, zones, q0 + fs[:, None] * dq, travel / (2.0 * nf))
+        fv, c, _ = _flags(geometry, zones, q0 + fs[:, None] * dq, travel / (2.0 * nf))
         rows = np.flatnonzero(fv.any(axis=1))
         if rows.size:
             m = int(rows[0])
@@ -302,7 +313,7 @@ def _scan_all(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarra
     """The fine pass over the whole path, for a path that starts in a zone: a sphere
     may leave the zone it starts in (exempt until it first leaves), never enter one."""
     qs, s, inflate = path_samples(q0, q1, geometry.sweep_bound, SWEEP_TOLERANCE)
-    v, c = _flags(geometry, zones, qs, inflate)
+    v, c, _ = _flags(geometry, zones, qs, inflate)
     escaping = np.logical_and.accumulate(v, axis=0)
     hit = v & ~escaping
     rows = np.flatnonzero(hit.any(axis=1))

@@ -187,8 +187,9 @@ def dense_violations(kin: Kinematics, zones: Zones, qs: np.ndarray, inflate: flo
 
 @pytest.mark.parametrize("name", ROBOTS)
 def test_refined_check_misses_nothing_a_dense_check_finds(name: str) -> None:
-    # The coarse pass refines only around its flagged samples, first the first few: any
-    # path on which a 400-sample brute-force check finds a broken rule is still refused.
+    # The coarse pass refines only around its flagged samples, and only up to the first
+    # one that breaks a rule outright: any path on which a 400-sample brute-force check
+    # finds a broken rule is still refused.
     env = envelope(name, [{"name": "shelf", "min": [0.35, -0.2, 0.0], "max": [0.6, 0.2, 0.35]}])
     kin, zones = env.kinematics, env._zones
     rng = np.random.default_rng(11)
