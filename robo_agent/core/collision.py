@@ -102,6 +102,12 @@ class _SeparateCalls:
         return np.stack([self.support(rows, n, direction) for n in links], axis=1)
 
 
+def _nz(flags: np.ndarray) -> np.ndarray:
+    """Indices of the True entries of a 1-D array (`np.flatnonzero` without its ravel
+    call: ~10 of these per pass add up)."""
+    return flags.nonzero()[0]
+
+
 def _batch(geometry: ArmGeometry, qs: np.ndarray) -> SphereBatch:
     make = getattr(geometry, "sphere_batch", None)
     return make(qs) if make is not None else _SeparateCalls(geometry, qs)
@@ -183,11 +189,11 @@ def _workspace_faces(batch: SphereBatch, links: tuple[str, ...], ee: int, zones:
     names, group, member = _groups(links)
     for side, reach, bound in ((-1.0, lo < zones.ws_min, zones.ws_min),
                                (1.0, hi > zones.ws_max, zones.ws_max)):
-        for a in np.flatnonzero(reach.any(axis=0)):  # usually just the table
-            ks = np.flatnonzero(reach[:, a])
+        for a in _nz(reach.any(axis=0)):  # usually just the table
+            ks = _nz(reach[:, a])
             f = (c[:, ks, a] - r[ks] < bound[a]) if side < 0 else (c[:, ks, a] + r[ks]
                                                                     > bound[a])  # (M, K)
-            rows = np.flatnonzero(f.any(axis=1))
+            rows = _nz(f.any(axis=1))
             if rows.size:
                 # Narrow phase: the exact hulls of the links with a sphere across the
                 # face, at the samples where one is, in one batched product. A link's
@@ -195,7 +201,7 @@ def _workspace_faces(batch: SphereBatch, links: tuple[str, ...], ee: int, zones:
                 # already and keeps its own.
                 fr = f[rows]
                 crossing = fr @ member[ks]  # (R, G)
-                sel = np.flatnonzero(crossing.any(axis=0))
+                sel = _nz(crossing.any(axis=0))
                 d = np.zeros(3)
                 d[a] = side
                 exact = np.zeros_like(crossing)
@@ -273,7 +279,7 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
     row_flagged = v.any(axis=1)
     if row_flagged[0]:
         return _scan_all(geometry, zones, q0, q1)
-    flagged = np.flatnonzero(row_flagged)
+    flagged = _nz(row_flagged)
     if flagged.size == 0:
         return None
     nf = min(max(math.ceil(travel / (2.0 * SWEEP_TOLERANCE)), 1), MAX_SWEEP_SAMPLES)
@@ -282,7 +288,7 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
     # it breaks it too (it covers that configuration), so the first part always ends in
     # a refusal and the long flagged tail behind a collision is never refined. The
     # second part is there for soundness only.
-    sure = np.flatnonzero(certain)
+    sure = _nz(certain)
     cut = int(sure[0]) if sure.size else nc
     for part in (flagged[flagged <= cut], flagged[flagged > cut]):
         if part.size == 0:
@@ -294,14 +300,14 @@ def first_violation(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.
         hi = np.clip(np.ceil((part + 0.5) * nf / nc + 0.5), 0, nf).astype(np.intp)
         # Union of the ranges [lo, hi]: +1 at each start, -1 after each end, running sum.
         mark = np.bincount(lo, minlength=nf + 2) - np.bincount(hi + 1, minlength=nf + 2)
-        keep = np.flatnonzero(np.cumsum(mark[:-1]) > 0)
+        keep = _nz(np.cumsum(mark[:-1]) > 0)
         keep = keep[keep > done]
         if keep.size == 0:
             continue
         done = int(keep[-1])
         fs = keep / nf
         fv, c, _ = _flags(geometry, zones, q0 + fs[:, None] * dq, travel / (2.0 * nf))
-        rows = np.flatnonzero(fv.any(axis=1))
+        rows = _nz(fv.any(axis=1))
         if rows.size:
             m = int(rows[0])
             return _violation(geometry, zones, fv[m], c[m], float(fs[m]), keep[m] == nf)
@@ -316,7 +322,7 @@ def _scan_all(geometry: ArmGeometry, zones: Zones, q0: np.ndarray, q1: np.ndarra
     v, c, _ = _flags(geometry, zones, qs, inflate)
     escaping = np.logical_and.accumulate(v, axis=0)
     hit = v & ~escaping
-    rows = np.flatnonzero(hit.any(axis=1))
+    rows = _nz(hit.any(axis=1))
     if rows.size == 0:
         return None
     m = int(rows[0])
@@ -327,7 +333,7 @@ def _violation(geometry: ArmGeometry, zones: Zones, hit: np.ndarray, centers: np
                fraction: float, goal: bool) -> Violation:
     """The refusal for the first flagged column of one sample's (K,) flags."""
     n_sph = centers.shape[0]
-    k = int(np.flatnonzero(hit)[0])
+    k = int(_nz(hit)[0])
     kind, idx = divmod(k, n_sph)
     zone_i = None
     if kind >= 2:
