@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--n-substeps", type=int, default=20,
                    help="physics steps per control step (default 20 at 1/500 s -> 25 Hz)")
     p.add_argument("--record", metavar="OUT",
-                   help="record the default camera: out.gif, out.mp4 (needs ffmpeg) or a "
+                   help="record the default camera: out.gif, out.mp4 (ffmpeg) or a "
                    "folder of PNG frames (headless: watch a run without a display)")
     p.add_argument("--record-size", default="320x240", metavar="WxH",
                    help="recorded frame size (default 320x240)")

@@ -1,7 +1,8 @@
 """Recording camera frames of a headless run: `--record out.gif | out.mp4 | DIR`.
 
-GIF through Pillow (already installed with matplotlib), MP4 through an `ffmpeg` on PATH
-(raw RGB frames on its stdin), anything else is a folder of numbered PNGs. The target is
+GIF through Pillow (already installed with matplotlib), MP4 through ffmpeg (raw RGB
+frames on its stdin: the `ffmpeg` on PATH, else the one the `imageio-ffmpeg` wheel of the
+`sim` extra ships), anything else is a folder of numbered PNGs. The target is
 checked before the run starts, so a bad path fails fast and changes nothing.
 """
 
@@ -31,6 +32,21 @@ def parse_frame_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def ffmpeg_exe() -> str | None:
+    """An ffmpeg to run: the one on PATH, else imageio-ffmpeg's bundled binary, else None."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError:  # the wheel's binary is missing for this platform
+        return None
+
+
 class Recorder:
     """Collects (h, w, 3) uint8 frames and writes them when closed."""
 
@@ -41,9 +57,10 @@ class Recorder:
         self.frames = 0
         self._gif: list[np.ndarray] = []
         self._ffmpeg: subprocess.Popen[bytes] | None = None
-        if self.kind == "mp4" and shutil.which("ffmpeg") is None:
-            raise RecordError(f"{self.path}: MP4 needs ffmpeg on PATH; record to .gif or a "
-                              "PNG folder instead")
+        self._ffmpeg_exe = ffmpeg_exe() if self.kind == "mp4" else None
+        if self.kind == "mp4" and self._ffmpeg_exe is None:
+            raise RecordError(f"{self.path}: MP4 needs ffmpeg (on PATH, or `pip install "
+                              "imageio-ffmpeg`); record to .gif or a PNG folder instead")
         if self.kind == "png":
             if self.path.exists() and not self.path.is_dir():
                 raise RecordError(f"{self.path} exists and is not a folder (PNG frames go in a "
@@ -62,8 +79,10 @@ class Recorder:
             if self._ffmpeg is None:
                 h, w = frame.shape[:2]
                 self._ffmpeg = subprocess.Popen(
-                    ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-                     "-s", f"{w}x{h}", "-r", f"{self.fps:g}", "-i", "-", "-pix_fmt", "yuv420p",
+                    [str(self._ffmpeg_exe), "-loglevel", "error", "-y", "-f", "rawvideo",
+                     "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{self.fps:g}", "-i", "-",
+                     # H.264 in yuv420p needs even sides: pad an odd size by one pixel
+                     "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p",
                      str(self.path)], stdin=subprocess.PIPE)
             assert self._ffmpeg.stdin is not None
             self._ffmpeg.stdin.write(frame.tobytes())

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.add_argument("--record", metavar="OUT",
                    help="record sim_robot's camera during the ROS episodes: out.gif, out.mp4 "
-                   "(needs ffmpeg) or a folder of PNG frames (watch a headless rehearsal)")
+                   "(ffmpeg) or a folder of PNG frames (watch a headless rehearsal)")
     r.add_argument("--record-size", default="320x240", metavar="WxH",
                    help="recorded frame size (default 320x240)")
     r.add_argument("--record-fps", type=float, default=10.0, metavar="HZ",
