@@ -2,7 +2,8 @@
 
 1. Forward kinematics per call: `Kinematics.ee_pose` (Pinocchio) vs the PyBullet path the
    bridge used before (reset the joints of a DIRECT client, read the link state), per
-   robot. Goal: Pinocchio >= 10x faster.
+   robot, the same configurations, interleaved in blocks of 100 calls. Goal: Pinocchio
+   >= 10x faster.
 2. IK per call: `Kinematics.ik` vs the PyBullet path as it was (commit 22463d0:
    `calculateInverseKinematics` refined from the seed, then home, then 4 fixed starts,
    10 rounds each), same targets (reachable poses near home), position and full pose.
@@ -104,8 +105,12 @@ def bench_fk_ik(spec: RobotSpec, calls: int, n_ik: int) -> dict:
     qs = [(q,) for q in rng.uniform(spec.lower, spec.upper, (calls, spec.dof))]
     per_call(kin.ee_pose, qs[:50])  # warm up
     per_call(bullet.forward, qs[:50])
-    fk_pin = per_call(kin.ee_pose, qs)
-    fk_bul = per_call(bullet.forward, qs)
+    # Interleaved in blocks of 100 calls, so that a slow spell of the shared machine
+    # lands on both paths rather than on whichever ran during it.
+    blocks = [(per_call(kin.ee_pose, qs[i:i + 100]), per_call(bullet.forward, qs[i:i + 100]))
+              for i in range(0, len(qs), 100)]
+    fk_pin = np.concatenate([b[0] for b in blocks])
+    fk_bul = np.concatenate([b[1] for b in blocks])
     near = np.clip(spec.home_array + rng.uniform(-0.5, 0.5, (n_ik, spec.dof)),
                    spec.lower, spec.upper)
     poses = [kin.ee_pose(q) for q in near]
