@@ -18,7 +18,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,37 +87,24 @@ class _Watcher:
     """A private rclpy context: reads /joint_states and the runner's status, homes the arm."""
 
     def __init__(self, domain: int, joint_names: list[str], trajectory_topic: str) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import JointState
         from trajectory_msgs.msg import JointTrajectory
 
         from robo_agent.ros import interfaces as ifc
+        from robo_agent.ros.background import BackgroundNode
 
         self.ifc = ifc
         self.names = joint_names
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("rehearse_watcher", context=self.context)
+        self.ros = BackgroundNode("rehearse_watcher", domain)
+        node = self.ros.node
         self.q: np.ndarray | None = None
         self.status: dict[str, str] = {}
-        self.node.create_subscription(JointState, ifc.JOINT_STATES_TOPIC, self._on_state,
-                                      ifc.STATES)
-        self.node.create_subscription(DiagnosticArray, "/robo_agent/policy/status",
-                                      self._on_status, ifc.COMMANDS)
-        self.pub = self.node.create_publisher(JointTrajectory, trajectory_topic, ifc.COMMANDS)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:
-            pass
+        node.create_subscription(JointState, ifc.JOINT_STATES_TOPIC, self._on_state, ifc.STATES)
+        node.create_subscription(DiagnosticArray, "/robo_agent/policy/status", self._on_status,
+                                 ifc.COMMANDS)
+        self.pub = node.create_publisher(JointTrajectory, trajectory_topic, ifc.COMMANDS)
+        self.ros.start()
 
     def _on_state(self, msg: Any) -> None:
         index = {n: i for i, n in enumerate(msg.name)}
@@ -143,11 +129,7 @@ class _Watcher:
         return False
 
     def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.ros.close()
 
 
 def rehearse(artifact: str | Path, episodes: int = 10, latencies_ms: list[float] | None = None,

@@ -51,32 +51,19 @@ class CameraFeed:
 
     def __init__(self, domain: int, camera_topic: str,
                  recording: tuple[Recorder, tuple[int, int]]) -> None:
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
         from sensor_msgs.msg import Image
 
         from robo_agent.ros import interfaces as ifc
+        from robo_agent.ros.background import BackgroundNode
 
         self.recorder, self.size = recording
         self.active = threading.Event()
         self.problems: list[str] = []
         self._lock = threading.Lock()
         self._closed = False
-        self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node("rehearse_camera", context=self.context)
-        self.node.create_subscription(Image, camera_topic, self._on_image, ifc.SENSOR)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, name="rehearse_camera", daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # shutdown while spinning
-            pass
+        self.ros = BackgroundNode("rehearse_camera", domain)
+        self.ros.node.create_subscription(Image, camera_topic, self._on_image, ifc.SENSOR)
+        self.ros.start()
 
     def _on_image(self, msg: Any) -> None:
         if not self.active.is_set():
@@ -96,13 +83,8 @@ class CameraFeed:
 
     def close(self) -> str:
         """Stop listening and write the recording; returns a one-line description."""
-        import rclpy
-
         self.active.clear()
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=2.0)
+        self.ros.close()
         with self._lock:
             self._closed = True
         try:

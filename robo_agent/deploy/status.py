@@ -43,12 +43,10 @@ class StatusPrinter:
 
     def __init__(self, out: TextIO = sys.stderr, period: float = 1.0,
                  topic: str = STATUS_TOPIC) -> None:
-        import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
 
         from robo_agent.ros import interfaces as ifc
+        from robo_agent.ros.background import BackgroundNode
 
         self.out, self.period = out, float(period)
         self.values: dict[str, str] = {}
@@ -56,20 +54,10 @@ class StatusPrinter:
         self._printed_state = ""
         self._printed_at = 0.0
         self._lock = threading.Lock()
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node("deploy_status", context=self.context)
-        self.node.create_subscription(DiagnosticArray, topic, self._on_status, ifc.COMMANDS)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, name="deploy_status", daemon=True)
-        self.thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # the context shutting down ends the spin
-            pass
+        self.ros = BackgroundNode("deploy_status")
+        self.ros.node.create_subscription(DiagnosticArray, topic, self._on_status,
+                                          ifc.COMMANDS)
+        self.ros.start()
 
     def _on_status(self, msg: Any) -> None:
         for st in msg.status:
@@ -85,15 +73,8 @@ class StatusPrinter:
 
     def close(self) -> None:
         """Print the last status once more if it changed since, then shut down."""
-        import rclpy
-
         with self._lock:
             if self.values and format_status(self.values) != self.last_line:
                 self.last_line = format_status(self.values)
                 print(self.last_line, file=self.out, flush=True)
-        # Stop the spinning thread before anything it uses goes away (destroying a node
-        # under a running executor aborts the process in rclpy's C++ layer).
-        rclpy.try_shutdown(context=self.context)
-        self.thread.join(timeout=2.0)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
+        self.ros.close()

@@ -9,7 +9,6 @@ not the point here."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from policy_artifacts import constant_artifact
+from robo_agent.sim.record import ffmpeg_exe
 
 REHEARSE = [sys.executable, "-m", "robo_agent.cli", "rehearse"]
 
@@ -61,7 +61,7 @@ def test_a_bad_record_target_fails_before_anything_runs(artifact: Path, tmp_path
              (["--record", str(tmp_path / "file")], "is not a folder"),
              (["--record", str(tmp_path / "x.gif"), "--record-size", "5x5"], "frame size"),
              (["--record", str(tmp_path / "x.gif"), "--record-fps", "0"], "--record-fps")]
-    if shutil.which("ffmpeg") is None:
+    if ffmpeg_exe() is None:  # the sim extra's imageio-ffmpeg brings one: usually skipped
         cases.append((["--record", str(tmp_path / "x.mp4")], "needs ffmpeg"))
     for extra, needle in cases:
         out = subprocess.run([*REHEARSE, str(artifact), "--episodes", "1", *extra],
