@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ class Job:
     # racing (research_decision.wants_more_seeds): after `repeats` seeds, more seeds of
     # `train_seeds` only while the call is close; None: every seed of `train_seeds`
     race: dict[str, Any] | None = None
+    # repeats trained side by side (the seeds every candidate needs); set from the cores
+    # by the runner: an execution detail, it never changes a score
+    parallel_repeats: int = 1
 
 
 @dataclass
@@ -335,29 +339,51 @@ def evaluate_once(
     write_spec(folder / "artifact", stamped)
 
 
+def _repeat(job: Job, folder: Path, k: int, seed: int, on_phase: Phase | None) -> RepeatResult:
+    """Train and score repeat `k` (training seed `seed`) under `folder/r<k>/`."""
+    rep_dir = folder / f"r{k}"
+    if on_phase:
+        on_phase(job.trial, k, "train")
+    rep_dir.mkdir(parents=True, exist_ok=True)
+    evaluator = start_evaluator(job, rep_dir)
+    result = train_once(job, seed, rep_dir)
+    if result.status == "ok":
+        if on_phase:
+            on_phase(job.trial, k, "evaluate")
+        evaluate_once(job, result, rep_dir, evaluator)
+    else:
+        cancel_evaluator(evaluator)
+    return result
+
+
 def run_job(job: Job, folder: str | Path, on_phase: Phase | None = None) -> JobResult:
-    """All repeats of one candidate, sequentially, under `folder/r<k>/`."""
+    """All repeats of one candidate under `folder/r<k>/`.
+
+    The seeds every candidate trains on whatever they score (all of them for the
+    baseline, `repeats` under racing) run `job.parallel_repeats` at a time; the racing
+    seeds after them one by one, each only while the call is still close. A run's score
+    depends on its seed and steps alone, so running side by side changes the wall-clock,
+    never the ledger: the repeats are recorded in seed order, and a crash ends the job
+    at that seed exactly as one after another would have.
+    """
     folder = Path(folder)
     start = time.monotonic()
     out = JobResult(job.trial, job.commit)
-    for k, seed in enumerate(job.train_seeds):
-        rep_dir = folder / f"r{k}"
-        if on_phase:
-            on_phase(job.trial, k, "train")
-        rep_dir.mkdir(parents=True, exist_ok=True)
-        evaluator = start_evaluator(job, rep_dir)
-        result = train_once(job, seed, rep_dir)
-        if result.status == "ok":
-            if on_phase:
-                on_phase(job.trial, k, "evaluate")
-            evaluate_once(job, result, rep_dir, evaluator)
-        else:
-            cancel_evaluator(evaluator)
+    seeds = list(enumerate(job.train_seeds))
+    first = len(seeds) if job.race is None else min(int(job.race["repeats"]), len(seeds))
+    width = max(1, min(job.parallel_repeats, first))
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        batch = list(pool.map(lambda ks: _repeat(job, folder, *ks, on_phase), seeds[:first]))
+    for result in batch:
         out.repeats.append(result)
         if result.status != "ok":
             break  # a crashing candidate is not worth its other seeds
+    for k, seed in seeds[first:]:
+        if out.repeats[-1].status != "ok":
+            break
         if job.race is not None and not wants_more_seeds(out.scores, **job.race):
             break  # decided: a clear winner or loser, or out of seeds
+        out.repeats.append(_repeat(job, folder, k, seed, on_phase))
     out.wall_seconds = time.monotonic() - start
     if on_phase:
         on_phase(job.trial, -1, "done")

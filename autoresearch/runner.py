@@ -18,6 +18,7 @@ re-runs any pending candidate whose row is missing, under its original trial num
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -99,6 +100,10 @@ class Runner:
         self.proposer = proposer
         self.parallel = parallel
         self.backend = backend
+        # Local runs train a candidate's seeds side by side on the cores the trials leave
+        # (2 cores, --parallel 1: two at a time); a Ray task holds one CPU slot, so one.
+        self.parallel_repeats = max(1, (os.cpu_count() or 1) // parallel) \
+            if backend == "local" else 1
         self.address = address
         self.sandbox = "bwrap" if sandbox else "none"
         ws.ledger.sandbox = self.sandbox  # every row this runner writes records it
@@ -144,6 +149,7 @@ class Runner:
             device=cfg.device,
             sandbox=self.sandbox,
             memory_limit_mb=cfg.memory_limit_mb,
+            parallel_repeats=self.parallel_repeats,
         )
 
     def _execute(self, jobs: list[Job]) -> list[JobResult]:
