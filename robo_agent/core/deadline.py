@@ -21,7 +21,9 @@ SPIN_S = 0.0003
 
 
 class DeadlineClock:
-    """Call `tick()` at the start of every period's work and `wait()` after it."""
+    """Call `tick()` at the start of every period's work and `wait()` after it (or, in a
+    loop that does other work between ticks, `advance()`, `due_in()` and
+    `spin_to_deadline()`)."""
 
     def __init__(self, period: float, spin: float = SPIN_S, history: int = 5000) -> None:
         if not period > 0:
@@ -45,8 +47,9 @@ class DeadlineClock:
         self.times.append(now)
         return now
 
-    def wait(self) -> None:
-        """Sleep (then spin) until the next deadline; count a miss if already past it."""
+    def advance(self) -> float:
+        """After a tick's work: move to the next deadline, counting a miss if it has
+        already passed; returns the seconds left until it."""
         if self.deadline is None:
             self.deadline = time.perf_counter()
         self.deadline += self.period
@@ -55,11 +58,25 @@ class DeadlineClock:
             self.missed += 1
             if delay < -10 * self.period:  # far behind: restart the schedule, no burst
                 self.deadline = time.perf_counter()
+        return delay
+
+    def due_in(self) -> float:
+        """Seconds until the next tick is due (<= 0: due now; before the first tick: 0)."""
+        return 0.0 if self.deadline is None else self.deadline - time.perf_counter()
+
+    def spin_to_deadline(self) -> None:
+        """Busy-wait the last stretch (call when `due_in()` is below `spin`)."""
+        while self.deadline is not None and time.perf_counter() < self.deadline:
+            pass
+
+    def wait(self) -> None:
+        """`advance()`, then sleep (and spin the last `spin` s) until the deadline."""
+        delay = self.advance()
+        if delay <= 0:
             return
         if delay > self.spin:
             time.sleep(delay - self.spin)
-        while time.perf_counter() < self.deadline:
-            pass
+        self.spin_to_deadline()
 
     def figures(self) -> dict[str, float]:
         """Achieved rate over the whole run, missed deadlines, ticks, period jitter p99."""

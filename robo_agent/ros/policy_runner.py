@@ -2,11 +2,13 @@
 
 Thin node: parameters, topics and timing. The decisions (observation assembly, action
 semantics, guards) are `robo_agent.core.policy_loop.PolicyLoop`; every command passes the
-safety envelope. A control thread keeps a deadline-corrected schedule
-(`core.deadline.DeadlineClock`), counts missed deadlines, and publishes one-point
-`JointTrajectory` messages (time_from_start = one period) or `Float64MultiArray` position
-commands. Status goes to `/robo_agent/policy/status` (`diagnostic_msgs/DiagnosticArray`).
-SIGINT sends one hold at the measured pose, then the process exits 0.
+safety envelope. One thread runs everything: the executor's callbacks between control
+ticks, and each tick on a deadline-corrected schedule (`core.deadline.DeadlineClock`:
+wait in the executor, spin the last 0.3 ms) that counts missed deadlines; a tick
+publishes one-point `JointTrajectory` messages (time_from_start = one period) or
+`Float64MultiArray` position commands. Status goes to `/robo_agent/policy/status`
+(`diagnostic_msgs/DiagnosticArray`). SIGINT sends one hold at the measured pose, then
+the process exits 0.
 
 Imports no torch, pybullet or gymnasium: onnxruntime, numpy, rclpy and the kinematics.
 """
@@ -45,7 +47,6 @@ from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
 
 STATUS_TOPIC = "/robo_agent/policy/status"
-SWITCH_INTERVAL_S = 0.0002  # GIL hand-over interval for the runner process (default 5 ms)
 GOAL_TOPIC = "/robo_agent/policy/goal"
 LEVEL = {"idle": 0, "ramping": 0, "running": 0, "done": 0, "holding": 1, "refused": 2,
          "estopped": 2}
@@ -172,13 +173,11 @@ class PolicyRunnerNode(Node):
         self.interrupted = threading.Event()
         self.finished = threading.Event()
         self._running = True
+        self._last_state = ""
         self._closed = False
         self._status_due = True
         self.create_timer(0.02, self._status_timer)
         self._last_status = 0.0
-        self._thread = threading.Thread(target=self._control, name="policy_control",
-                                        daemon=True)
-        self._thread.start()
         self.get_logger().info(
             f"policy_runner: {spec.task} on {self.spec.name} at {rate:g} Hz, commands to "
             f"{self.command_topic}{' (dry run)' if self.dry_run else ''}; goal "
@@ -275,34 +274,30 @@ class PolicyRunnerNode(Node):
             self.audit.record(SOURCE, "refused" if step.state in ("holding", "estopped")
                               else "allowed", f"hold: {step.reason}", self.loop.stats.guard)
 
-    # -- control thread --------------------------------------------------------------------
-    def _control(self) -> None:
-        last_state = ""
-        while self._running and rclpy.ok(context=self.context):
-            if self.interrupted.is_set():
-                break
-            self._flush_delayed()
-            if self.has_goal and not self.loop.finished:
-                t_read = time.monotonic()
-                q, qd, age, stamp = self.measured()
-                if q is not None and not self.dry_run \
-                        and self.pub_cmd.get_subscription_count() == 0:
-                    # a command nobody receives is lost silently: hold until one listens
-                    step = self.loop.block("no_controller", f"no controller is listening on "
-                                           f"{self.command_topic}; is it running?")
-                else:
-                    step = self.loop.step(t_read, q, qd, age, self.estopped)
-                self._apply(step, q, stamp, t_read)
-            self.clock.tick()
-            if self.loop.state != last_state:  # published by the executor's timer, off
-                last_state = self.loop.state  # this thread (percentiles take a moment)
-                self._status_due = True
-            if self.loop.finished and not self._delayed:
-                self.finished.set()
-                if bool(self.p["exit_when_done"]):
-                    break
-            self.clock.wait()
-        self.finished.set()
+    # -- control step (called by `main` on the executor's thread) --------------------------
+    def control_tick(self) -> None:
+        """One control period's work; `main` calls it when `clock.due_in()` reaches 0."""
+        if not self._running or self.interrupted.is_set():
+            return
+        self._flush_delayed()
+        if self.has_goal and not self.loop.finished:
+            t_read = time.monotonic()
+            q, qd, age, stamp = self.measured()
+            if q is not None and not self.dry_run \
+                    and self.pub_cmd.get_subscription_count() == 0:
+                # a command nobody receives is lost silently: hold until one listens
+                step = self.loop.block("no_controller", f"no controller is listening on "
+                                       f"{self.command_topic}; is it running?")
+            else:
+                step = self.loop.step(t_read, q, qd, age, self.estopped)
+            self._apply(step, q, stamp, t_read)
+        self.clock.tick()
+        if self.loop.state != self._last_state:  # published by the status timer
+            self._last_state = self.loop.state
+            self._status_due = True
+        if self.loop.finished and not self._delayed:
+            self.finished.set()
+        self.clock.advance()
 
     def figures(self) -> dict[str, float]:
         comp = np.asarray(self._compute) * 1000
@@ -349,8 +344,6 @@ class PolicyRunnerNode(Node):
 
     def shutdown(self) -> None:
         self._running = False
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2.0)
         if not self._closed:  # idempotent: the stream summary once, then close
             self._closed = True
             self.envelope.end_stream(SOURCE)
@@ -360,11 +353,6 @@ class PolicyRunnerNode(Node):
 def main(args: list[str] | None = None) -> int:
     """Entry point for `policy_runner` / `python -m robo_agent.ros.policy_runner --ros-args`."""
     from rclpy.signals import SignalHandlerOptions
-
-    # The control thread shares the GIL with the executor's /joint_states callbacks; at
-    # the default 5 ms switch interval it can wait that long for the GIL after its
-    # deadline (p99 obs->command 7-9 ms was measured so). Hand it over sooner.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
     # Our own SIGINT handling: the context must stay up to send the final hold.
     rclpy.init(args=args if args is not None else sys.argv,
@@ -378,9 +366,18 @@ def main(args: list[str] | None = None) -> int:
         node = PolicyRunnerNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
+        exit_when_done = bool(node.p["exit_when_done"])
         while rclpy.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=0.05)
-            if node.finished.is_set() and bool(node.p["exit_when_done"]):
+            # One thread: callbacks run between control ticks, never during one, so the
+            # control step waits for no lock and no GIL, and reads the freshest state.
+            due = node.clock.due_in()
+            if due > node.clock.spin:
+                executor.spin_once(timeout_sec=min(due - node.clock.spin, 0.05))
+                continue
+            node.clock.spin_to_deadline()
+            executor.spin_once(timeout_sec=0)  # a state that arrived meanwhile, if any
+            node.control_tick()
+            if node.finished.is_set() and exit_when_done:
                 break
         if stop.is_set():
             node.interrupted.set()
