@@ -8,8 +8,9 @@
   every checkpoint artifact is scored by the frozen evaluator (onnxruntime) on 50
   held-out seeds. Reported time = training wall-clock from the first env step to that
   checkpoint, time spent saving excluded (imports and env start-up are listed apart).
-* **SB3**: stable-baselines3 SAC + HerReplayBuffer on panda-gym `PandaReachJoints-v3` with
-  rl-baselines3-zoo-style settings (gamma 0.95, lr 1e-3, batch 256, buffer 1e6,
+* **SB3**: stable-baselines3 SAC + HerReplayBuffer on the **same env** (`--task`; panda-gym
+  ids such as `PandaReachJoints-v3` work for both too) with rl-baselines3-zoo-style
+  settings (gamma 0.95, lr 1e-3, batch 256, buffer 1e6,
   learning_starts 1000, tau 0.05, HER future with 4 goals, net [256, 256]); a callback
   snapshots the actor every `--sb3-every` steps (snapshot time excluded) and the
   snapshots are scored the same way afterwards (deterministic actions, 50 seeds).
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -84,11 +86,12 @@ def run_ours(args: argparse.Namespace, work: Path) -> dict:
 def run_sb3(args: argparse.Namespace) -> dict:
     import gymnasium as gym
     import panda_gym  # noqa: F401
+    import robo_agent.sim  # noqa: F401  (registers robo_agent/* ids)
     import torch
     from stable_baselines3 import SAC, HerReplayBuffer
     from stable_baselines3.common.callbacks import BaseCallback
 
-    env = gym.make("PandaReachJoints-v3")
+    env = gym.make(args.task)
     model = SAC(
         "MultiInputPolicy", env,
         replay_buffer_class=HerReplayBuffer,
@@ -116,7 +119,7 @@ def run_sb3(args: argparse.Namespace) -> dict:
 
     snaps = Snapshots()
     model.learn(total_timesteps=args.sb3_steps, callback=snaps)
-    eval_env = gym.make("PandaReachJoints-v3")
+    eval_env = gym.make(args.task)
 
     def score(state: object, episodes: int) -> float:
         model.policy.actor.load_state_dict(state)
@@ -132,7 +135,7 @@ def run_sb3(args: argparse.Namespace) -> dict:
         return wins / episodes
 
     print(
-        f"sb3: PandaReachJoints-v3, torch threads {torch.get_num_threads()}, device {model.device}"
+        f"sb3: {args.task}, torch threads {torch.get_num_threads()}, device {model.device}"
     )
     seconds, steps, curve = first_reaching(snaps.points, score, args.episodes)
     return {"seconds": seconds, "steps": steps, "curve": curve}
@@ -154,6 +157,7 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -177,7 +181,39 @@ def main() -> int:
             print(f"ratio ours/sb3: {o / s:.3f} (goal <= 0.25)")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+    if "sb3" in result:
+        _record(args, result, load_before)
     return 0
+
+
+def _record(args: argparse.Namespace, result: dict, load_before: tuple) -> None:
+    """One benchmark record (row `research 1`): both trainers on the same env, one run."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from record import write_record
+
+    def fig(x: float | None) -> float | str:
+        return "not reached" if x is None else round(x, 1)
+
+    o, s = result["ours"]["seconds"], result["sb3"]["seconds"]
+    figures = {"task": args.task, "seed": args.seed, "ours_s": fig(o), "sb3_s": fig(s),
+               "ours_steps": result["ours"]["steps"], "sb3_steps": result["sb3"]["steps"],
+               "sb3_step_cap": args.sb3_steps,
+               "ratio": round(result["ratio"], 3) if "ratio" in result else "n/a"}
+    row = {"id": "research 1",
+           "goal": "time to 95 % held-out success ≤ 0.25× SB3 SAC+HER on the same env, same run",
+           "measured": "`{task}`, seed {seed}: ours {ours_s} s ({ours_steps} steps) vs SB3 "
+                       "{sb3_s} s ({sb3_steps} steps, cap {sb3_step_cap}) → **{ratio}**; SB3 "
+                       "settings: gamma 0.95, lr 1e-3, batch 256, tau 0.05, learning_starts "
+                       "1000, HER future 4, net [256, 256] (rl-zoo style)"}
+    if "ratio" in result:
+        row["check"] = ["ratio", "<=", 0.25]
+    else:
+        row["met"] = "✘ (a trainer did not reach 95 %)"
+    path = write_record("train", figures, [row], load_before=load_before,
+                        notes="wall-clock training time to the first checkpoint/snapshot "
+                              "scoring >= 0.95 on 50 held-out episodes; evaluation and "
+                              "snapshot time not counted")
+    print(f"record: {path}")
 
 
 if __name__ == "__main__":
