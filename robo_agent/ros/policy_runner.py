@@ -4,7 +4,7 @@ Thin node: parameters, topics and timing. The decisions (observation assembly, a
 semantics, guards) are `robo_agent.core.policy_loop.PolicyLoop`; every command passes the
 safety envelope. One thread runs everything: the executor's callbacks between control
 ticks, and each tick on a deadline-corrected schedule (`core.deadline.DeadlineClock`:
-wait in the executor, spin the last 0.3 ms) that counts missed deadlines; a tick
+wait in the executor, spin the last 0.8 ms) that counts missed deadlines; a tick
 publishes one-point `JointTrajectory` messages (time_from_start = one period) or
 `Float64MultiArray` position commands. Status goes to `/robo_agent/policy/status`
 (`diagnostic_msgs/DiagnosticArray`). SIGINT sends one hold at the measured pose, then
@@ -48,6 +48,10 @@ from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
 
 STATUS_TOPIC = "/robo_agent/policy/status"
 GOAL_TOPIC = "/robo_agent/policy/goal"
+# The executor is not entered this close to a tick's deadline: one rclpy callback (take,
+# deserialise, run) can take most of a millisecond in Python, and one that starts just
+# before the deadline makes the tick late. The rest is spun (CPU: margin / period).
+EXECUTOR_MARGIN_S = 0.0008
 LEVEL = {"idle": 0, "ramping": 0, "running": 0, "done": 0, "holding": 1, "refused": 2,
          "estopped": 2}
 
@@ -371,8 +375,8 @@ def main(args: list[str] | None = None) -> int:
             # One thread: callbacks run between control ticks, never during one, so the
             # control step waits for no lock and no GIL, and reads the freshest state.
             due = node.clock.due_in()
-            if due > node.clock.spin:
-                executor.spin_once(timeout_sec=min(due - node.clock.spin, 0.05))
+            if due > EXECUTOR_MARGIN_S:
+                executor.spin_once(timeout_sec=min(due - EXECUTOR_MARGIN_S, 0.05))
                 continue
             node.clock.spin_to_deadline()
             executor.spin_once(timeout_sec=0)  # a state that arrived meanwhile, if any
