@@ -134,12 +134,12 @@ def reference_loop(rate: float, seconds: float) -> dict[str, float]:
 
 
 def run_rate(bench: Bench, artifact: Path, rate: float, seconds: float, domain: int,
-             tmp: Path) -> dict[str, float]:
+             tmp: Path, priority: int) -> dict[str, float]:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     cmd = [sys.executable, "-m", "robo_agent.ros.policy_runner", "--ros-args",
            "-p", f"artifact:={artifact}", "-p", "goal:=[0.45, 0.0, 0.3]",
            "-p", f"rate_hz:={rate}", "-p", f"audit_log:={tmp / 'audit.jsonl'}",
-           "-p", "success_steps:=100000000"]
+           "-p", "success_steps:=100000000", "-p", f"realtime_priority:={priority}"]
     bench.first_command, bench.commands, bench.status = None, 0, {}
     t_start = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=(tmp / f"runner_{rate:g}.log").open("wb"),
@@ -157,7 +157,7 @@ def run_rate(bench: Bench, artifact: Path, rate: float, seconds: float, domain: 
     out = {k: float(v) for k, v in status.items()
            if k in ("loop_rate_hz", "missed_deadlines", "ticks", "period_jitter_ms_p99",
                     "compute_ms_p50", "compute_ms_p99", "obs_to_command_ms_p50",
-                    "obs_to_command_ms_p99")}
+                    "obs_to_command_ms_p99", "command_jitter_ms_p99", "phase_locked")}
     out.update(rss_mb=rss, startup_to_first_command_s=startup, exit_code=proc.returncode)
     return out
 
@@ -191,6 +191,8 @@ def summary_figures(results: dict[str, dict]) -> dict[str, float]:
             f"rate_ratio_{rate}": round(run["loop_rate_hz"] / float(rate), 3),
             f"missed_{rate}": int(run["missed_deadlines"]),
             f"jitter_p99_{rate}_ms": round(run["period_jitter_ms_p99"], 2),
+            f"command_jitter_p99_{rate}_ms": round(run.get("command_jitter_ms_p99", -1), 2),
+            f"phase_locked_{rate}": int(run.get("phase_locked", 0)),
             f"compute_p50_{rate}_ms": round(run["compute_ms_p50"], 2),
             f"compute_p99_{rate}_ms": round(run["compute_ms_p99"], 2),
             f"obs_to_cmd_p99_{rate}_ms": round(run["obs_to_command_ms_p99"], 2),
@@ -214,6 +216,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rates", type=float, nargs="+", default=[100.0, 250.0, 500.0])
+    parser.add_argument("--realtime-priority", type=int, default=50,
+                        help="the runner's realtime_priority (SCHED_FIFO; 0 = normal "
+                        "scheduling); a robot launch uses 50")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "docs" / "benchmarks" / "detail" / "deploy.json")
     args = parser.parse_args()
@@ -226,13 +231,16 @@ def main() -> int:
         bench = Bench(domain)
         try:
             for rate in args.rates:
-                runner = run_rate(bench, artifact, rate, args.seconds, domain, tmp)
+                runner = run_rate(bench, artifact, rate, args.seconds, domain, tmp,
+                                  args.realtime_priority)
                 ref = reference_loop(rate, min(args.seconds, 20.0))
                 results[f"{rate:g}"] = {"runner": runner, "reference_loop": ref}
                 print(f"{rate:g} Hz: runner {runner['loop_rate_hz']:.1f} Hz "
                       f"({runner['loop_rate_hz'] / rate:.4f} of target), missed "
                       f"{runner['missed_deadlines']:.0f}, jitter p99 "
-                      f"{runner['period_jitter_ms_p99']:.3f} ms | bare loop "
+                      f"{runner['period_jitter_ms_p99']:.3f} ms (commands "
+                      f"{runner.get('command_jitter_ms_p99', -1):.3f}, locked "
+                      f"{runner.get('phase_locked', 0):.0f}) | bare loop "
                       f"{ref['rate_hz'] / rate:.4f}, missed {ref['missed']}, jitter p99 "
                       f"{ref['jitter_ms_p99']:.3f} ms | compute p50/p99 "
                       f"{runner['compute_ms_p50']:.3f}/{runner['compute_ms_p99']:.3f} ms, "
@@ -246,12 +254,14 @@ def main() -> int:
                             text=True).stdout.strip()
     detail = {"bench": "deploy", "commit": commit, "cpus": os.cpu_count(),
               "load_avg_1m": os.getloadavg()[0], "seconds_per_rate": args.seconds,
+              "realtime_priority": args.realtime_priority,
               "command": "python bench/deploy.py " + " ".join(sys.argv[1:]),
               "results": results,
               "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(detail, indent=2) + "\n")
-    path = write_record("deploy", summary_figures(results), ROWS, load_before=load_before,
+    figures = dict(summary_figures(results), realtime_priority=args.realtime_priority)
+    path = write_record("deploy", figures, ROWS, load_before=load_before,
                         notes=f"per-rate detail in {args.out.relative_to(ROOT)}")
     print(f"wrote {args.out} and {path}")
     return 0

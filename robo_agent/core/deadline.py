@@ -6,6 +6,12 @@ loop far behind restarts its schedule rather than bursting to catch up. The wait
 until `spin` seconds before the deadline and spins the rest: the OS wakes a sleeper late
 by up to a scheduler tick, which at 500 Hz is a large share of the 2 ms period.
 
+`PhaseLock` keeps the ticks a fixed lead after the arrivals of an input stream whose
+period divides the control period (e.g. `/joint_states` at 1 kHz, control at 500 Hz):
+a free-running schedule samples such a stream at a random phase, so the state a command
+is computed from is up to one input period old; a locked one reads it `lead` after it
+came in, the way ros2_control's read -> update -> write cycle does.
+
 Pure: the standard library and numpy only.
 """
 
@@ -35,6 +41,7 @@ class DeadlineClock:
         self.ticks = 0
         self.first: float | None = None
         self.times: deque[float] = deque(maxlen=history)
+        self.shifted = 0.0  # s the schedule was moved by `shift` (phase lock), in total
 
     def tick(self) -> float:
         """Record the start of one tick; returns its time (`time.perf_counter`)."""
@@ -60,6 +67,12 @@ class DeadlineClock:
                 self.deadline = time.perf_counter()
         return delay
 
+    def shift(self, seconds: float) -> None:
+        """Move the next deadline (a phase correction; keep it small against the period)."""
+        if self.deadline is not None and seconds:
+            self.deadline += seconds
+            self.shifted += seconds
+
     def due_in(self) -> float:
         """Seconds until the next tick is due (<= 0: due now; before the first tick: 0)."""
         return 0.0 if self.deadline is None else self.deadline - time.perf_counter()
@@ -69,14 +82,17 @@ class DeadlineClock:
         while self.deadline is not None and time.perf_counter() < self.deadline:
             pass
 
-    def wait(self) -> None:
-        """`advance()`, then sleep (and spin the last `spin` s) until the deadline."""
-        delay = self.advance()
-        if delay <= 0:
-            return
+    def sleep_to_deadline(self) -> None:
+        """Sleep until `spin` s before the deadline, then spin the rest."""
+        delay = self.due_in()
         if delay > self.spin:
             time.sleep(delay - self.spin)
         self.spin_to_deadline()
+
+    def wait(self) -> None:
+        """`advance()`, then sleep (and spin the last `spin` s) until the deadline."""
+        if self.advance() > 0:
+            self.sleep_to_deadline()
 
     def figures(self) -> dict[str, float]:
         """Achieved rate over the whole run, missed deadlines, ticks, period jitter p99."""
@@ -90,3 +106,62 @@ class DeadlineClock:
             out["period_jitter_ms_p99"] = float(
                 np.percentile(np.abs(np.diff(t) - self.period) * 1000, 99))
         return out
+
+
+class PhaseLock:
+    """Phase-locks a `DeadlineClock` to an input stream: ticks fall `lead` s after an arrival.
+
+    `arrival(t)` for each input (its receive time, `time.perf_counter` base); after each
+    tick, `correction(t_tick)` says how far to move the next deadline. The correction is
+    proportional (`gain`) and bounded by `max_step` x period per tick, so the period changes
+    by at most that much: the lock pulls the phase in over a few dozen ticks and never
+    jerks the loop. It engages only while the input period (a running estimate that an
+    outlier gap cannot drag) divides the control period within `tolerance`; otherwise
+    (a slower or incommensurate stream, or none) it returns 0 and the clock runs free.
+    """
+
+    def __init__(self, period: float, lead: float, gain: float = 0.25, max_step: float = 0.02,
+                 tolerance: float = 0.03) -> None:
+        if not 0 <= lead < period:
+            raise ValueError(f"phase lead must lie in [0, period), got {lead!r}")
+        self.period = float(period)
+        self.lead = float(lead)
+        self.gain = float(gain)
+        self.max_step = float(max_step) * self.period
+        self.tolerance = float(tolerance)
+        self.input_period: float | None = None
+        self.last_arrival: float | None = None
+        self.samples = 0
+
+    def arrival(self, t: float) -> None:
+        if self.last_arrival is not None and t > self.last_arrival:
+            gap = t - self.last_arrival
+            if self.input_period is None:
+                self.input_period = gap
+            else:  # EMA of the gap, each gap clipped to [0.5, 2] x the estimate first
+                gap = min(max(gap, 0.5 * self.input_period), 2.0 * self.input_period)
+                self.input_period += 0.05 * (gap - self.input_period)
+            self.samples += 1
+        self.last_arrival = t
+
+    @property
+    def locked(self) -> bool:
+        """The input stream is regular and its period divides the control period."""
+        if self.samples < 20 or self.input_period is None or self.input_period <= 0:
+            return False
+        ratio = self.period / self.input_period
+        return ratio >= 1 - self.tolerance and abs(ratio - round(ratio)) <= self.tolerance * ratio
+
+    def correction(self, t_tick: float) -> float:
+        """s to move the next deadline by (negative: earlier), given this tick's time."""
+        if not self.locked or self.last_arrival is None:
+            return 0.0
+        age = t_tick - self.last_arrival
+        ts = self.input_period
+        assert ts is not None
+        if not 0 <= age <= 2 * ts:  # the stream paused: do not chase it
+            return 0.0
+        # the phase error modulo the input period, in [-ts/2, ts/2): symmetric, so a late
+        # input (the tick read the one before) does not drag the average rate
+        error = (age - self.lead + ts / 2) % ts - ts / 2
+        return min(max(-self.gain * error, -self.max_step), self.max_step)

@@ -102,7 +102,7 @@ class _Watcher:
         self.status: dict[str, str] = {}
         node.create_subscription(JointState, ifc.JOINT_STATES_TOPIC, self._on_state, ifc.STATES)
         node.create_subscription(DiagnosticArray, "/robo_agent/policy/status", self._on_status,
-                                 ifc.COMMANDS)
+                                 ifc.STATUS)
         self.pub = node.create_publisher(JointTrajectory, trajectory_topic, ifc.COMMANDS)
         self.ros.start()
 

@@ -56,7 +56,7 @@ class StatusPrinter:
         self._lock = threading.Lock()
         self.ros = BackgroundNode("deploy_status")
         self.ros.node.create_subscription(DiagnosticArray, topic, self._on_status,
-                                          ifc.COMMANDS)
+                                          ifc.STATUS)
         self.ros.start()
 
     def _on_status(self, msg: Any) -> None:

@@ -41,6 +41,11 @@ COMMANDS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # /joint_states: joint_state_broadcaster publishes reliable; a reliable subscriber
 # matches it, a best-effort one would too. We keep reliable to match both.
 STATES = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Status (the policy runner's DiagnosticArray): a monitor that matches late (DDS discovery
+# can take seconds on a busy machine, longer than a short run) still gets the recent past.
+STATUS = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
+                    reliability=ReliabilityPolicy.RELIABLE,
+                    durability=DurabilityPolicy.TRANSIENT_LOCAL)
 SENSOR = qos_profile_sensor_data
 
 

@@ -2,9 +2,12 @@
 
 Thin node: parameters, topics and timing. The decisions (observation assembly, action
 semantics, guards) are `robo_agent.core.policy_loop.PolicyLoop`; every command passes the
-safety envelope. One thread runs everything: the executor's callbacks between control
-ticks, and each tick on a deadline-corrected schedule (`core.deadline.DeadlineClock`:
-wait in the executor, spin the last 0.8 ms) that counts missed deadlines; a tick
+safety envelope. One thread runs everything (`control_loop.run_control_loop`): the
+executor's callbacks between control ticks, and each tick on a deadline-corrected
+schedule (`core.deadline.DeadlineClock`) that counts missed deadlines and is phase-locked
+to `/joint_states` when that stream's period divides the control period
+(`core.deadline.PhaseLock`: each tick reads a state `phase_lead` s old, as measured from
+the DDS receive time); with `realtime_priority` the thread runs under SCHED_FIFO. A tick
 publishes one-point `JointTrajectory` messages (time_from_start = one period) or
 `Float64MultiArray` position commands. Status goes to `/robo_agent/policy/status`
 (`diagnostic_msgs/DiagnosticArray`). SIGINT sends one hold at the measured pose, then
@@ -19,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+from array import array
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -30,13 +34,14 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.subscription import MessageInfo
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.artifact import ArtifactError, rehearsal_problem
 from robo_agent.core.audit import AuditLog
-from robo_agent.core.deadline import DeadlineClock
+from robo_agent.core.deadline import DeadlineClock, PhaseLock
 from robo_agent.core.observation import compatibility_problems
 from robo_agent.core.policy_loop import SOURCE, LoopConfig, PolicyLoop, Step, speed_ratio
 from robo_agent.core.robot_spec import RobotSpecError, load_robot
@@ -44,14 +49,12 @@ from robo_agent.core.safety import SafetyEnvelope
 from robo_agent.core.safety_policy import SafetyPolicyError, load_policy
 from robo_agent.core.tools import ToolError
 from robo_agent.ros import interfaces as ifc
+from robo_agent.ros.control_loop import run_control_loop, set_realtime_priority
 from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
 
 STATUS_TOPIC = "/robo_agent/policy/status"
 GOAL_TOPIC = "/robo_agent/policy/goal"
-# The executor is not entered this close to a tick's deadline: one rclpy callback (take,
-# deserialise, run) can take most of a millisecond in Python, and one that starts just
-# before the deadline makes the tick late. The rest is spun (CPU: margin / period).
-EXECUTOR_MARGIN_S = 0.0008
+STATUS_PERIOD_S = 0.2  # status at 5 Hz, and at once on a change of state
 LEVEL = {"idle": 0, "ramping": 0, "running": 0, "done": 0, "holding": 1, "refused": 2,
          "estopped": 2}
 
@@ -75,6 +78,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "actuation_latency_ms": (0.0, "extra delay before each command is published (rehearsal)"),
     "audit_log": ("", "JSONL audit log ('' = ~/.ros/robo_agent/audit.jsonl)"),
     "exit_when_done": (True, "exit the process when the run ends (done/refused/e-stop)"),
+    "realtime_priority": (0, "SCHED_FIFO priority 1-99 for the control thread (0 = normal "
+                          "scheduling; a robot launch sets 50 like ros2_control)"),
+    "phase_lead": (0.0002, "s after a /joint_states arrival that a phase-locked tick runs"),
 }
 
 
@@ -164,14 +170,18 @@ class PolicyRunnerNode(Node):
         msg_type = JointTrajectory if self.mode == "trajectory" else Float64MultiArray
         self.pub_cmd = self.create_publisher(msg_type, self.command_topic, ifc.COMMANDS)
         self.pub_status = self.create_publisher(DiagnosticArray, str(p["status_topic"]),
-                                                ifc.COMMANDS)
+                                                ifc.STATUS)
         self._latency = float(p["actuation_latency_ms"]) / 1000.0
         self._delayed: deque[tuple[float, Any]] = deque()
+        self._cmd_msg: JointTrajectory | None = None
 
         # -- timing figures --------------------------------------------------------------
-        self.clock = DeadlineClock(self.period)
+        self.clock = DeadlineClock(self.period, history=2000)
+        lead = min(max(float(p["phase_lead"]), 0.0), self.period / 2)
+        self.phase = PhaseLock(self.period, lead)
         self._compute = deque(maxlen=2000)  # s from reading the state to the publish
-        self._obs_age = deque(maxlen=2000)  # s from the state's arrival to the publish
+        self._obs_age = deque(maxlen=2000)  # s from the state's DDS arrival to the publish
+        self._sent = deque(maxlen=2000)  # publish times of commands (perf_counter)
         self.first_command_time: float | None = None
         self.t_created = time.monotonic()
         self.interrupted = threading.Event()
@@ -180,7 +190,6 @@ class PolicyRunnerNode(Node):
         self._last_state = ""
         self._closed = False
         self._status_due = True
-        self.create_timer(0.02, self._status_timer)
         self._last_status = 0.0
         self.get_logger().info(
             f"policy_runner: {spec.task} on {self.spec.name} at {rate:g} Hz, commands to "
@@ -194,8 +203,13 @@ class PolicyRunnerNode(Node):
         except ToolError as err:
             raise RunnerRefused(err.message) from None
 
-    def _on_state(self, msg: JointState) -> None:
+    def _on_state(self, msg: JointState, info: MessageInfo) -> None:
+        # arrival = the DDS receive time (rmw fills it), not when this callback ran: the
+        # executor may have been busy, and the latency figures should say so
         now = time.monotonic()
+        rx = info.get("received_timestamp", 0)
+        late = min(max((time.time_ns() - rx) * 1e-9, 0.0), 0.1) if rx else 0.0
+        now -= late
         with self._lock:
             for k, name in enumerate(msg.name[: len(msg.position)]):
                 i = self._index.get(name)
@@ -205,6 +219,7 @@ class PolicyRunnerNode(Node):
                     self._seen[i] = True
             if self._seen.all():  # a state missing a joint never counts as fresh
                 self._stamp = now
+                self.phase.arrival(time.perf_counter() - late)
 
     def _on_estop(self, msg: Bool) -> None:
         if bool(msg.data) and not self.estopped:
@@ -238,7 +253,15 @@ class PolicyRunnerNode(Node):
             msg = JointTrajectory()
             msg.joint_names = list(self.spec.joint_names)
             return msg
-        return ifc.trajectory_msg(self.spec.joint_names, [(self.period, q, None)])
+        if self._latency > 0:  # a queued message must not change: a new one each time
+            return ifc.trajectory_msg(self.spec.joint_names, [(self.period, q, None)])
+        # one message reused (publish serialises it at once): building a JointTrajectory
+        # in Python costs more than the policy's forward pass
+        if self._cmd_msg is None:
+            self._cmd_msg = ifc.trajectory_msg(self.spec.joint_names, [(self.period, q, None)])
+        else:
+            self._cmd_msg.points[0].positions = array("d", np.asarray(q, np.float64).tobytes())
+        return self._cmd_msg
 
     def _publish(self, msg: Any) -> None:
         if msg is None:
@@ -267,6 +290,7 @@ class PolicyRunnerNode(Node):
             now = time.monotonic()
             self._compute.append(now - t_read)
             self._obs_age.append(now - stamp)
+            self._sent.append(time.perf_counter())
             if self.first_command_time is None:
                 self.first_command_time = now
         elif step.kind == "hold":
@@ -283,6 +307,7 @@ class PolicyRunnerNode(Node):
         """One control period's work; `main` calls it when `clock.due_in()` reaches 0."""
         if not self._running or self.interrupted.is_set():
             return
+        t_tick = self.clock.tick()
         self._flush_delayed()
         if self.has_goal and not self.loop.finished:
             t_read = time.monotonic()
@@ -295,18 +320,23 @@ class PolicyRunnerNode(Node):
             else:
                 step = self.loop.step(t_read, q, qd, age, self.estopped)
             self._apply(step, q, stamp, t_read)
-        self.clock.tick()
         if self.loop.state != self._last_state:  # published by the status timer
             self._last_state = self.loop.state
             self._status_due = True
         if self.loop.finished and not self._delayed:
             self.finished.set()
         self.clock.advance()
+        self.clock.shift(self.phase.correction(t_tick))
 
     def figures(self) -> dict[str, float]:
         comp = np.asarray(self._compute) * 1000
         age = np.asarray(self._obs_age) * 1000
         out = self.clock.figures()
+        sent = np.asarray(self._sent)
+        if sent.size > 10:  # the commands' own period jitter (the tick's plus the compute's)
+            out["command_jitter_ms_p99"] = float(
+                np.percentile(np.abs(np.diff(sent) - self.period) * 1000, 99))
+        out["phase_locked"] = float(self.phase.locked)
         if comp.size:
             out.update(compute_ms_p50=float(np.percentile(comp, 50)),
                        compute_ms_p99=float(np.percentile(comp, 99)),
@@ -318,14 +348,17 @@ class PolicyRunnerNode(Node):
             out["startup_to_first_command_s"] = self.first_command_time - self.t_created
         return out
 
-    def _status_timer(self) -> None:
-        now = time.monotonic()
-        if self._status_due or now - self._last_status >= 0.2:  # on change, else 5 Hz
-            self._status_due = False
-            self._last_status = now
-            self.publish_status()
+    def status_due(self, room: float) -> bool:
+        """Time for a status (on a change of state, else at 5 Hz), given `room` s to spare
+        before the next tick; a status waits for a roomier gap, at most one period more."""
+        since = time.monotonic() - self._last_status
+        if not (self._status_due or since >= STATUS_PERIOD_S):
+            return False
+        return room > 0 or since >= STATUS_PERIOD_S + 2 * self.period + 0.05
 
     def publish_status(self, extra: dict[str, object] | None = None) -> None:
+        self._status_due = False
+        self._last_status = time.monotonic()
         st = self.loop.stats
         values: dict[str, object] = {
             "state": self.loop.state, "artifact": str(self.p["artifact"]),
@@ -370,19 +403,12 @@ def main(args: list[str] | None = None) -> int:
         node = PolicyRunnerNode()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        exit_when_done = bool(node.p["exit_when_done"])
-        while rclpy.ok() and not stop.is_set():
-            # One thread: callbacks run between control ticks, never during one, so the
-            # control step waits for no lock and no GIL, and reads the freshest state.
-            due = node.clock.due_in()
-            if due > EXECUTOR_MARGIN_S:
-                executor.spin_once(timeout_sec=min(due - EXECUTOR_MARGIN_S, 0.05))
-                continue
-            node.clock.spin_to_deadline()
-            executor.spin_once(timeout_sec=0)  # a state that arrived meanwhile, if any
-            node.control_tick()
-            if node.finished.is_set() and exit_when_done:
-                break
+        priority = int(node.p["realtime_priority"])
+        why_not = set_realtime_priority(priority) if priority else "off"
+        if why_not not in (None, "off"):
+            node.get_logger().warning(why_not)
+        run_control_loop(node, executor, stop, bool(node.p["exit_when_done"]),
+                         realtime=why_not is None)
         if stop.is_set():
             node.interrupted.set()
             node.shutdown()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
-from robo_agent.core.deadline import DeadlineClock
+from robo_agent.core.deadline import DeadlineClock, PhaseLock
 
 
 def test_the_schedule_does_not_drift_by_the_work_done() -> None:
@@ -40,3 +41,50 @@ def test_a_bad_period_is_refused() -> None:
     for bad in (0.0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="period"):
             DeadlineClock(bad)
+
+
+def _locked_run(period: float, input_period: float, ticks: int, lead: float = 0.0002,
+                jitter=None) -> tuple[PhaseLock, list[float], list[float]]:
+    """Simulated time: inputs every `input_period` (+ jitter), ticks on a schedule that the
+    lock corrects; returns the lock, the tick times and each tick's input age."""
+    lock = PhaseLock(period, lead)
+    arrivals = iter(k * input_period + 0.00037 + (jitter(k) if jitter else 0.0)
+                    for k in range(10**7))
+    nxt = next(arrivals)
+    deadline, times, ages = 0.0, [], []
+    for _ in range(ticks):
+        while nxt <= deadline:
+            lock.arrival(nxt)
+            nxt = next(arrivals)
+        times.append(deadline)
+        ages.append(deadline - lock.last_arrival if lock.last_arrival is not None else -1)
+        deadline += period + lock.correction(deadline)
+    return lock, times, ages
+
+
+def test_the_phase_lock_reads_each_state_lead_after_it_arrived_at_the_same_rate() -> None:
+    lock, times, ages = _locked_run(0.002, 0.001, 600)
+    assert lock.locked
+    assert max(abs(a - 0.0002) for a in ages[-200:]) < 5e-6  # free-running: up to 1 ms
+    periods = np.diff(times)
+    assert np.abs(periods - 0.002).max() <= 0.02 * 0.002 + 1e-12  # never a jerk
+    assert abs(np.mean(periods[-400:]) - 0.002) < 1e-6
+
+
+def test_late_inputs_do_not_drag_the_rate() -> None:
+    rng = np.random.default_rng(0)
+    late = rng.exponential(0.0002, 10**5) * (rng.random(10**5) < 0.1)  # 10 % late, heavy tail
+    lock, times, _ = _locked_run(0.002, 0.001, 5000, jitter=lambda k: late[k])
+    assert lock.locked
+    assert abs((times[-1] - times[500]) / (len(times) - 501) - 0.002) < 0.002 * 0.001
+
+
+def test_no_lock_on_a_slower_or_incommensurate_stream_or_a_paused_one() -> None:
+    for input_period in (1 / 300, 0.01):
+        lock, times, _ = _locked_run(0.002, input_period, 300)
+        assert not lock.locked and lock.correction(times[-1]) == 0.0
+        assert np.allclose(np.diff(times), 0.002)
+    lock, times, _ = _locked_run(0.002, 0.001, 300)
+    assert lock.correction(times[-1] + 0.5) == 0.0  # no input for 0.5 s: run free
+    with pytest.raises(ValueError, match="lead"):
+        PhaseLock(0.002, 0.002)

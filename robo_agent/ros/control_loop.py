@@ -1,0 +1,79 @@
+"""The policy runner's one thread: executor callbacks between control ticks, ticks on time.
+
+`run_control_loop` waits in the rclpy executor (states, e-stop, goals arrive there) until
+`EXECUTOR_MARGIN_S` before the next deadline, then waits out the last stretch and runs
+the tick, then the status if there is time for it before the next deadline. Callbacks
+never run during a tick, so a tick waits for no lock and no GIL and reads the freshest
+state; the status (a DiagnosticArray of ~25 values, a fraction of a millisecond in
+Python) goes out right after a tick, never just before one.
+
+`set_realtime_priority` puts the calling thread under SCHED_FIFO, as ros2_control's
+controller manager does for its update thread: a FIFO thread preempts every normal one,
+so the OS wakes it on time even when the machine is busy, and the last stretch before a
+deadline is slept (a FIFO sleeper wakes within tens of microseconds) instead of spun.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Protocol
+
+from rclpy.executors import Executor
+
+from robo_agent.core.deadline import DeadlineClock
+
+#: no callback is started this close to a deadline: a JointState callback (take,
+#: deserialise, run) costs ~0.1 ms in Python, and one started just before the deadline
+#: would make the tick late
+EXECUTOR_MARGIN_S = 0.0003
+#: the status waits for a later tick when the next deadline is closer than this
+STATUS_ROOM_S = 0.0008
+
+
+class ControlNode(Protocol):
+    clock: DeadlineClock
+    finished: threading.Event
+
+    def control_tick(self) -> None: ...
+    def status_due(self, room: float) -> bool: ...
+    def publish_status(self) -> None: ...
+
+
+def set_realtime_priority(priority: int) -> str | None:
+    """SCHED_FIFO at `priority` (1-99) for the calling thread; None when it worked, else why
+    not (an unprivileged user needs `rtprio` in /etc/security/limits.conf, as for
+    ros2_control)."""
+    if not 1 <= priority <= 99:
+        return f"realtime_priority {priority} outside 1..99"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as err:
+        return (f"could not enable SCHED_FIFO at priority {priority} ({err}); give the user "
+                "an rtprio limit (e.g. '@realtime - rtprio 98' in /etc/security/limits.conf) "
+                "or run with CAP_SYS_NICE; running with normal scheduling")
+    return None
+
+
+def run_control_loop(node: ControlNode, executor: Executor, stop: threading.Event,
+                     exit_when_done: bool, realtime: bool = False) -> None:
+    """Until `stop`, rclpy shuts down, or (with `exit_when_done`) the run finishes."""
+    import rclpy
+
+    clock = node.clock
+    if realtime:
+        clock.spin = 0.0  # a FIFO thread wakes on time: sleep, do not burn the core
+    else:
+        clock.spin = EXECUTOR_MARGIN_S
+    while rclpy.ok() and not stop.is_set():
+        due = clock.due_in()
+        if due > EXECUTOR_MARGIN_S:
+            executor.spin_once(timeout_sec=min(due - EXECUTOR_MARGIN_S, 0.05))
+            continue
+        clock.sleep_to_deadline()
+        executor.spin_once(timeout_sec=0)  # a state that arrived meanwhile, if any
+        node.control_tick()
+        if node.finished.is_set() and exit_when_done:
+            break
+        if node.status_due(room=clock.due_in() - STATUS_ROOM_S):
+            node.publish_status()
