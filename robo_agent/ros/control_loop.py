@@ -48,6 +48,11 @@ def set_realtime_priority(priority: int) -> str | None:
         return f"realtime_priority {priority} outside 1..99"
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        # The middleware's receive threads too: a state the DDS thread takes late is
+        # read one input period late by the tick, whatever the control thread's priority.
+        for tid in os.listdir("/proc/self/task"):
+            if int(tid) != threading.get_native_id():
+                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
     except (OSError, AttributeError) as err:
         return (f"could not enable SCHED_FIFO at priority {priority} ({err}); give the user "
                 "an rtprio limit (e.g. '@realtime - rtprio 98' in /etc/security/limits.conf) "
