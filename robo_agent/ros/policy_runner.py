@@ -41,7 +41,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.artifact import ArtifactError, rehearsal_problem
 from robo_agent.core.audit import AuditLog
-from robo_agent.core.deadline import DeadlineClock, PhaseLock
+from robo_agent.core.deadline import DeadlineClock, Histogram, PhaseLock
 from robo_agent.core.observation import compatibility_problems
 from robo_agent.core.policy_loop import SOURCE, LoopConfig, PolicyLoop, Step, speed_ratio
 from robo_agent.core.robot_spec import RobotSpecError, load_robot
@@ -176,12 +176,14 @@ class PolicyRunnerNode(Node):
         self._cmd_msg: JointTrajectory | None = None
 
         # -- timing figures --------------------------------------------------------------
-        self.clock = DeadlineClock(self.period, history=2000)
+        self.clock = DeadlineClock(self.period)
         lead = min(max(float(p["phase_lead"]), 0.0), self.period / 2)
         self.phase = PhaseLock(self.period, lead)
-        self._compute = deque(maxlen=2000)  # s from reading the state to the publish
-        self._obs_age = deque(maxlen=2000)  # s from the state's DDS arrival to the publish
-        self._sent = deque(maxlen=2000)  # publish times of commands (perf_counter)
+        # whole-run timing (`Histogram`s: a status costs the same after an hour)
+        self._compute = Histogram()  # s from reading the state to the publish
+        self._obs_age = Histogram()  # s from the state's DDS arrival to the publish
+        self._command_jitter = Histogram()  # |interval between commands - period|
+        self._last_sent: float | None = None
         self.first_command_time: float | None = None
         self.t_created = time.monotonic()
         self.interrupted = threading.Event()
@@ -288,9 +290,12 @@ class PolicyRunnerNode(Node):
         if step.kind == "command":
             self._publish(self._message(step.command))
             now = time.monotonic()
-            self._compute.append(now - t_read)
-            self._obs_age.append(now - stamp)
-            self._sent.append(time.perf_counter())
+            self._compute.add(now - t_read)
+            self._obs_age.add(now - stamp)
+            sent = time.perf_counter()
+            if self._last_sent is not None:
+                self._command_jitter.add(abs(sent - self._last_sent - self.period))
+            self._last_sent = sent
             if self.first_command_time is None:
                 self.first_command_time = now
         elif step.kind == "hold":
@@ -329,19 +334,15 @@ class PolicyRunnerNode(Node):
         self.clock.shift(self.phase.correction(t_tick))
 
     def figures(self) -> dict[str, float]:
-        comp = np.asarray(self._compute) * 1000
-        age = np.asarray(self._obs_age) * 1000
         out = self.clock.figures()
-        sent = np.asarray(self._sent)
-        if sent.size > 10:  # the commands' own period jitter (the tick's plus the compute's)
-            out["command_jitter_ms_p99"] = float(
-                np.percentile(np.abs(np.diff(sent) - self.period) * 1000, 99))
+        if self._command_jitter.count > 10:  # the commands' own: the tick's plus the compute's
+            out["command_jitter_ms_p99"] = self._command_jitter.percentile(99) * 1000
         out["phase_locked"] = float(self.phase.locked)
-        if comp.size:
-            out.update(compute_ms_p50=float(np.percentile(comp, 50)),
-                       compute_ms_p99=float(np.percentile(comp, 99)),
-                       obs_to_command_ms_p50=float(np.percentile(age, 50)),
-                       obs_to_command_ms_p99=float(np.percentile(age, 99)))
+        if self._compute.count:
+            out.update(compute_ms_p50=self._compute.percentile(50) * 1000,
+                       compute_ms_p99=self._compute.percentile(99) * 1000,
+                       obs_to_command_ms_p50=self._obs_age.percentile(50) * 1000,
+                       obs_to_command_ms_p99=self._obs_age.percentile(99) * 1000)
         if self.estop_reaction is not None:
             out["estop_reaction_ms"] = self.estop_reaction * 1000
         if self.first_command_time is not None:

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from robo_agent.core.deadline import DeadlineClock, PhaseLock
+from robo_agent.core.deadline import DeadlineClock, Histogram, PhaseLock
 
 
 def test_the_schedule_does_not_drift_by_the_work_done() -> None:
@@ -88,3 +88,17 @@ def test_no_lock_on_a_slower_or_incommensurate_stream_or_a_paused_one() -> None:
     assert lock.correction(times[-1] + 0.5) == 0.0  # no input for 0.5 s: run free
     with pytest.raises(ValueError, match="lead"):
         PhaseLock(0.002, 0.002)
+
+
+def test_the_histogram_percentiles_match_the_samples_within_one_bin() -> None:
+    rng = np.random.default_rng(1)
+    samples = rng.gamma(2.0, 0.0002, 20000)
+    hist = Histogram()
+    for x in samples:
+        hist.add(float(x))
+    for q in (50, 99):
+        exact = float(np.percentile(samples, q))
+        assert exact <= hist.percentile(q) <= exact + hist.resolution + 1e-12
+    hist.add(1.0)  # beyond the last bin: counted there, the maximum kept
+    assert hist.count == 20001 and hist.max == 1.0
+    assert np.isnan(Histogram().percentile(99))
