@@ -185,6 +185,8 @@ class PolicyRunnerNode(Node):
         self._command_jitter = Histogram()  # |interval between commands - period|
         self._last_sent: float | None = None
         self.first_command_time: float | None = None
+        self.first_state_time: float | None = None  # start-up, in parts: when the first
+        self.controller_time: float | None = None  # state came, when a controller listened
         self.t_created = time.monotonic()
         self.interrupted = threading.Event()
         self.finished = threading.Event()
@@ -317,12 +319,16 @@ class PolicyRunnerNode(Node):
         if self.has_goal and not self.loop.finished:
             t_read = time.monotonic()
             q, qd, age, stamp = self.measured()
+            if q is not None and self.first_state_time is None:
+                self.first_state_time = t_read
             if q is not None and not self.dry_run \
                     and self.pub_cmd.get_subscription_count() == 0:
                 # a command nobody receives is lost silently: hold until one listens
                 step = self.loop.block("no_controller", f"no controller is listening on "
                                        f"{self.command_topic}; is it running?")
             else:
+                if self.controller_time is None:
+                    self.controller_time = t_read
                 step = self.loop.step(t_read, q, qd, age, self.estopped)
             self._apply(step, q, stamp, t_read)
         if self.loop.state != self._last_state:  # published by the status timer
@@ -347,6 +353,13 @@ class PolicyRunnerNode(Node):
             out["estop_reaction_ms"] = self.estop_reaction * 1000
         if self.first_command_time is not None:
             out["startup_to_first_command_s"] = self.first_command_time - self.t_created
+            # CLOCK_MONOTONIC is one clock for every process of the machine: a launcher
+            # measures process start -> first command published from its own reading
+            out["first_command_monotonic_s"] = self.first_command_time
+        for key, t in (("startup_to_first_state_s", self.first_state_time),
+                       ("startup_to_controller_s", self.controller_time)):
+            if t is not None:
+                out[key] = t - self.t_created
         return out
 
     def status_due(self, room: float) -> bool:
