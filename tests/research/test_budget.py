@@ -46,6 +46,7 @@ def test_same_seed_and_steps_give_the_same_policy_with_a_core_kept_busy(tmp_path
     assert 0 < quiet["cpu_seconds"] < 120
 
 
+@pytest.mark.slow  # one training run to its 12 CPU-s cap: ~10-20 s here
 def test_the_cpu_cap_stops_a_run_before_its_steps(tmp_path: Path) -> None:
     summary = _train(tmp_path / "capped", "--budget-steps", "10000000", "--budget-seconds", "12")
     # 12 CPU-s: imports and env start-up alone take 3-5 CPU-s on a loaded 2-core machine

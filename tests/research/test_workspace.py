@@ -12,6 +12,8 @@ from research_settings import BUDGET, TASK, TINY
 from robo_agent.autoresearch.workspace import Workspace, WorkspaceError
 
 pytestmark = pytest.mark.research
+# Every test on the `workspace` fixture is `slow`: its first use trains and scores a real
+# baseline (~10 s here). The init and refusal tests below stay in the quick loop.
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -61,6 +63,7 @@ def test_evaluation_seeds_are_secret_and_drawn_per_workspace(tmp_path: Path) -> 
     assert "eval_seed" not in (a.path / "research.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_changed_frozen_file_stops_the_run_naming_it(workspace: Path) -> None:
     ws = Workspace(workspace)
     text = (workspace / "research.yaml").read_text().replace("min_margin: 0.02", "min_margin: 0.0")
@@ -73,6 +76,7 @@ def test_changed_frozen_file_stops_the_run_naming_it(workspace: Path) -> None:
     assert ws.ledger.path.read_bytes() == rows
 
 
+@pytest.mark.slow
 def test_no_sandbox_available_refuses_with_how_to(workspace: Path) -> None:
     before = _snapshot(workspace)
     env = {**os.environ, "ROBO_AGENT_BWRAP": "/nonexistent/bwrap"}
@@ -127,7 +131,8 @@ def test_dirty_tree_refused_and_untouched(workspace: Path) -> None:
     assert _snapshot(workspace) == before
 
 
-@pytest.mark.parametrize("trials", [0, pytest.param(1, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("trials", [0, 1])
 def test_forged_row_and_torn_last_line_are_moved_aside_and_the_loop_resumes(
     workspace: Path, trials: int
 ) -> None:
@@ -178,6 +183,7 @@ def test_unreachable_llm_endpoint_is_a_clear_error(workspace: Path) -> None:
     assert Workspace(workspace).repo.head() == head
 
 
+@pytest.mark.slow
 def test_branch_left_on_a_quarantined_keep_goes_back_to_the_last_good_incumbent(
     workspace: Path,
 ) -> None:

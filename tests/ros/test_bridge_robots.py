@@ -15,6 +15,8 @@ import pytest
 from robo_agent.core.robot_spec import load_robot
 from robo_agent.kinematics import Kinematics
 
+pytestmark = pytest.mark.slow  # a sim_robot and an arm_bridge per robot: ~5-8 s each
+
 
 @pytest.fixture(scope="module", params=["iiwa", "xarm6"])
 def arm(request: pytest.FixtureRequest, ros_domain: int, free_domain_fn: Any,

@@ -63,6 +63,7 @@ def test_move_joints_full_vector(bridge: Any) -> None:
     assert np.allclose(list(r["data"]["measured"].values()), target, atol=0.02)
 
 
+@pytest.mark.slow
 def test_move_end_effector_absolute_and_relative(bridge: Any) -> None:
     r = bridge.call("move_end_effector", {"position": [0.45, 0.05, 0.25]})
     assert r["ok"], r
@@ -209,6 +210,7 @@ def test_estop_latches_across_interfaces(bridge: Any, ros_domain: int,
     assert r["ok"], r
 
 
+@pytest.mark.slow
 def test_confirmation_flow_and_dry_run(bridge: Any, ros_domain: int,
                                        sim_and_bridge: dict) -> None:
     """Default policy: a motion is held with a single-use plan id; confirm_plan executes it.

@@ -228,8 +228,13 @@ def _corrupt(folder: Path, data: bytes) -> None:
     (folder / "policy.json").write_text(json.dumps(spec))
 
 
-@pytest.mark.parametrize("case", ["corrupt", "truncated", "checksum", "other_robot",
-                                  "goal_outside", "format_version"])
+# The quick loop keeps one refusal per kind (an artifact onnxruntime cannot load, another
+# robot's artifact, a goal outside); the others are `slow` (the artifact checks they reach
+# are also unit-tested in tests/unit/test_artifact.py and tests/research/test_onnx_policy.py).
+@pytest.mark.parametrize("case", [
+    "corrupt", pytest.param("truncated", marks=pytest.mark.slow),
+    pytest.param("checksum", marks=pytest.mark.slow), "other_robot", "goal_outside",
+    pytest.param("format_version", marks=pytest.mark.slow)])
 def test_bad_artifact_or_goal_is_refused_before_anything_is_published(
         case: str, feeder: Feeder, domain: int, ros_process: Any, tmp_path: Path) -> None:
     art = constant_artifact(tmp_path / "a", [0.5] * 7)
@@ -264,6 +269,7 @@ def test_bad_artifact_or_goal_is_refused_before_anything_is_published(
 
 
 # -- guards against a fed /joint_states ----------------------------------------------------
+@pytest.mark.slow
 def test_commands_stay_within_the_envelope_and_joints_match_by_name(
         feeder: Feeder, domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
     feeder.mode = "reversed"  # peers read positions in message order; we match by name
@@ -283,6 +289,7 @@ def test_commands_stay_within_the_envelope_and_joints_match_by_name(
     assert feeder.last_status().get("state") == "done"
 
 
+@pytest.mark.slow
 def test_state_missing_a_joint_never_starts(feeder: Feeder, domain: int, ros_process: Any,
                                             artifacts: dict, tmp_path: Path) -> None:
     feeder.mode = "missing"
@@ -294,6 +301,7 @@ def test_state_missing_a_joint_never_starts(feeder: Feeder, domain: int, ros_pro
     assert proc.stop() == 0
 
 
+@pytest.mark.slow
 def test_stale_state_holds_and_resumes_without_a_jump(
         feeder: Feeder, domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
     proc = runner(ros_process, domain, tmp_path, artifacts["constant"])
@@ -312,6 +320,7 @@ def test_stale_state_holds_and_resumes_without_a_jump(
     assert proc.stop() == 0
 
 
+@pytest.mark.slow
 def test_nan_policy_holds_and_reports(feeder: Feeder, domain: int, ros_process: Any,
                                       artifacts: dict, tmp_path: Path) -> None:
     proc = runner(ros_process, domain, tmp_path, artifacts["nan"])
@@ -324,6 +333,7 @@ def test_nan_policy_holds_and_reports(feeder: Feeder, domain: int, ros_process: 
     assert proc.stop() == 0
 
 
+@pytest.mark.slow
 def test_goal_in_another_frame_is_refused(feeder: Feeder, domain: int, ros_process: Any,
                                           artifacts: dict, tmp_path: Path) -> None:
     proc = runner(ros_process, domain, tmp_path, artifacts["constant"], goal="")
@@ -339,6 +349,7 @@ def test_goal_in_another_frame_is_refused(feeder: Feeder, domain: int, ros_proce
     assert proc.stop() == 0
 
 
+@pytest.mark.slow
 def test_dry_run_publishes_to_the_preview_topic_only(
         feeder: Feeder, domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
     proc = runner(ros_process, domain, tmp_path, artifacts["constant"], dry_run=True,
@@ -399,6 +410,7 @@ def _moving(sim: Feeder, proc: Any) -> None:
     assert sim.wait(lambda: float(np.max(np.abs(sim.q - HOME))) > 0.05, 20), proc.output()
 
 
+@pytest.mark.slow
 def test_estop_mid_motion_holds_within_one_period(
         sim: Feeder, sim_domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
     _home(sim)
@@ -426,6 +438,7 @@ def test_estop_mid_motion_holds_within_one_period(
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_sigint_mid_motion_sends_one_hold_at_the_measured_pose_and_exits_0(
         sim: Feeder, sim_domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
     sim.pub_estop.publish(Bool(data=False))  # released (the latched value a runner gets)

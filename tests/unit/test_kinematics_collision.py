@@ -185,7 +185,10 @@ def dense_violations(kin: Kinematics, zones: Zones, qs: np.ndarray, inflate: flo
     return bad
 
 
-@pytest.mark.parametrize("name", ROBOTS)
+# 150 random paths, each also checked densely (1-4 s per robot): the xArm6 stays in the
+# quick loop, the Panda and the iiwa are `slow`.
+@pytest.mark.parametrize("name", [pytest.param("panda", marks=pytest.mark.slow),
+                                  pytest.param("iiwa", marks=pytest.mark.slow), "xarm6"])
 def test_refined_check_misses_nothing_a_dense_check_finds(name: str) -> None:
     # The coarse pass refines only around its flagged samples, and only up to the first
     # one that breaks a rule outright: any path on which a 400-sample brute-force check
