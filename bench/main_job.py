@@ -109,6 +109,8 @@ def main() -> int:
             f"seed {r['seed']}: {r['wall_min']} min, kept {r['kept']}"
             + (f" → fresh {r['fresh_kept']}" if "fresh_kept" in r else "") for r in runs),
     }
+    # both parts of the goal: fast enough (median over the runs) and real progress
+    figures["goal_met"] = int(held >= 3 and figures["wall_min_median"] <= 3.0)
     row = {"id": "research 9",
            "goal": "main job ≤ 3 min on a free 2-core machine; keeps a candidate that holds "
                    "up on fresh seeds in ≥ 3 of 5 runs",
@@ -116,7 +118,7 @@ def main() -> int:
                        "baseline on fresh training + evaluation seeds (fresh baseline "
                        "{fresh_baseline}); wall **{wall_min_median} min** median, "
                        "{wall_min_max} max, {cpu_min_median} training CPU-min median; {per_run}",
-           "check": ["runs_holding_up", ">=", 3]}
+           "check": ["goal_met", ">=", 1]}
     path = write_record("research-main-job", figures, [row], load_before=load_before,
                         notes="wall time includes whatever else ran on the machine: see "
                               "load_avg; scores do not depend on load (fixed env steps)")
