@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TRIALS = 3
+DEFAULT_TRIALS = 2
 EXPORT_WARN_BELOW = 0.5  # a policy that fails every other held-out episode is not for a robot
 
 
