@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -360,11 +361,13 @@ def run_job(job: Job, folder: str | Path, on_phase: Phase | None = None) -> JobR
     """All repeats of one candidate under `folder/r<k>/`.
 
     The seeds every candidate trains on whatever they score (all of them for the
-    baseline, `repeats` under racing) run `job.parallel_repeats` at a time; the racing
-    seeds after them one by one, each only while the call is still close. A run's score
-    depends on its seed and steps alone, so running side by side changes the wall-clock,
-    never the ledger: the repeats are recorded in seed order, and a crash ends the job
-    at that seed exactly as one after another would have.
+    baseline, `repeats` under racing) run `job.parallel_repeats` at a time. The racing
+    seeds after them are asked for one by one, each only while the call is still close,
+    but trained `parallel_repeats` at a time too: speculatively, a result the race turns
+    out not to need is dropped (its folder removed). A run's score depends on its seed and
+    steps alone, so running side by side changes the wall-clock, never the ledger: the
+    repeats are recorded in seed order, a race stops at the same seed, and a crash ends
+    the job at that seed exactly as one after another would have.
     """
     folder = Path(folder)
     start = time.monotonic()
@@ -372,22 +375,35 @@ def run_job(job: Job, folder: str | Path, on_phase: Phase | None = None) -> JobR
     seeds = list(enumerate(job.train_seeds))
     first = len(seeds) if job.race is None else min(int(job.race["repeats"]), len(seeds))
     width = max(1, min(job.parallel_repeats, first))
-    with ThreadPoolExecutor(max_workers=width) as pool:
-        batch = list(pool.map(lambda ks: _repeat(job, folder, *ks, on_phase), seeds[:first]))
-    for result in batch:
-        out.repeats.append(result)
-        if result.status != "ok":
-            break  # a crashing candidate is not worth its other seeds
-    for k, seed in seeds[first:]:
-        if out.repeats[-1].status != "ok":
-            break
-        if job.race is not None and not wants_more_seeds(out.scores, **job.race):
-            break  # decided: a clear winner or loser, or out of seeds
-        out.repeats.append(_repeat(job, folder, k, seed, on_phase))
+    race_width = max(1, job.parallel_repeats)
+    rest = seeds[first:]
+    batch = seeds[:first]
+    with ThreadPoolExecutor(max_workers=max(width, race_width)) as pool:
+        while batch:
+            done = list(pool.map(lambda ks: _repeat(job, folder, *ks, on_phase), batch))
+            for (k, _), result in zip(batch, done, strict=True):
+                if not _still_wanted(job, out):
+                    shutil.rmtree(folder / f"r{k}", ignore_errors=True)  # speculative, unused
+                    continue
+                out.repeats.append(result)
+            batch, rest = rest[:race_width], rest[race_width:]
+            if not _still_wanted(job, out):
+                break
     out.wall_seconds = time.monotonic() - start
     if on_phase:
         on_phase(job.trial, -1, "done")
     return out
+
+
+def _still_wanted(job: Job, out: JobResult) -> bool:
+    """Whether the next seed's result counts: none after a crash (a crashing candidate is
+    not worth its other seeds), none once a race is decided (a clear winner or loser, or
+    out of seeds)."""
+    if out.repeats and out.repeats[-1].status != "ok":
+        return False
+    if job.race is not None and out.repeats and len(out.repeats) >= int(job.race["repeats"]):
+        return wants_more_seeds(out.scores, **job.race)
+    return True
 
 
 def run_jobs_locally(

@@ -35,7 +35,7 @@ from robo_agent.core.research_source import vet_train_source
 
 TEMPLATE_DIR = Path(__file__).resolve().parent
 DEFAULT_TASK = "robo_agent/PandaReach-v0"
-DEFAULT_BUDGET = 40.0  # CPU-seconds cap per run; the work per run is budget_steps (research.yaml)
+DEFAULT_BUDGET = 30.0  # CPU-seconds cap per run; the work per run is budget_steps (research.yaml)
 DEFAULT_DIR = "research-default"
 FROZEN_FILES = ("program.md", "research.yaml", ".gitignore")
 GITIGNORE = "results.tsv\nprogress.png\n.research/\n__pycache__/\n*.onnx\n"
