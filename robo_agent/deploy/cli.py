@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="live status: a line per state change and at most one per S s")
     d.add_argument("--allow-unrehearsed", action="store_true",
                    help="run without a passing rehearsal.json (audit-logged)")
+    d.add_argument("--realtime-priority", type=int, default=50, metavar="P",
+                   help="SCHED_FIFO priority of the runner (1-99, as policy.launch.xml; 0 = "
+                   "normal scheduling; without the right: a warning, normal scheduling)")
     d.set_defaults(func=_cmd_deploy)
 
     r = sub.add_parser("rehearse", help="rehearse an artifact: sim_robot + policy_runner over "
@@ -54,7 +57,8 @@ def deploy_command(args: argparse.Namespace) -> list[str]:
     params = {"artifact": str(Path(args.artifact).resolve()), "robot": args.robot,
               "max_duration": f"{args.max_duration:g}", "dry_run": str(args.dry_run).lower(),
               "safety": args.safety, "command_interface": args.command_interface,
-              "rehearsal_required": str(not args.allow_unrehearsed).lower()}
+              "rehearsal_required": str(not args.allow_unrehearsed).lower(),
+              "realtime_priority": str(args.realtime_priority)}
     if args.goal:
         params["goal"] = "[" + ", ".join(f"{g:g}" for g in args.goal) + "]"
     cmd = [sys.executable, "-m", "robo_agent.ros.policy_runner", "--ros-args"]

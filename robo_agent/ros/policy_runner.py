@@ -41,7 +41,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.artifact import ArtifactError, rehearsal_problem
 from robo_agent.core.audit import AuditLog
-from robo_agent.core.deadline import DeadlineClock, Histogram, PhaseLock
+from robo_agent.core.deadline import DeadlineClock, PhaseLock
 from robo_agent.core.observation import compatibility_problems
 from robo_agent.core.policy_loop import SOURCE, LoopConfig, PolicyLoop, Step, speed_ratio
 from robo_agent.core.robot_spec import RobotSpecError, load_robot
@@ -51,6 +51,7 @@ from robo_agent.core.tools import ToolError
 from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.control_loop import run_control_loop, set_realtime_priority
 from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
+from robo_agent.ros.runner_timing import RunnerTiming
 
 STATUS_TOPIC = "/robo_agent/policy/status"
 GOAL_TOPIC = "/robo_agent/policy/goal"
@@ -157,7 +158,6 @@ class PolicyRunnerNode(Node):
         self._stamp: float | None = None
         self.estopped = False
         self._estop_at: float | None = None
-        self.estop_reaction: float | None = None  # s from the e-stop's arrival to the hold
         self.create_subscription(JointState, str(p["joint_states_topic"]), self._on_state,
                                  ifc.STATES)
         self.create_subscription(Bool, str(p["estop_topic"]), self._on_estop, ifc.LATCHED)
@@ -179,15 +179,7 @@ class PolicyRunnerNode(Node):
         self.clock = DeadlineClock(self.period)
         lead = min(max(float(p["phase_lead"]), 0.0), self.period / 2)
         self.phase = PhaseLock(self.period, lead)
-        # whole-run timing (`Histogram`s: a status costs the same after an hour)
-        self._compute = Histogram()  # s from reading the state to the publish
-        self._obs_age = Histogram()  # s from the state's DDS arrival to the publish
-        self._command_jitter = Histogram()  # |interval between commands - period|
-        self._last_sent: float | None = None
-        self.first_command_time: float | None = None
-        self.first_state_time: float | None = None  # start-up, in parts: when the first
-        self.controller_time: float | None = None  # state came, when a controller listened
-        self.t_created = time.monotonic()
+        self.timing = RunnerTiming(self.clock, self.phase)
         self.interrupted = threading.Event()
         self.finished = threading.Event()
         self._running = True
@@ -291,20 +283,12 @@ class PolicyRunnerNode(Node):
     def _apply(self, step: Step, q: np.ndarray | None, stamp: float, t_read: float) -> None:
         if step.kind == "command":
             self._publish(self._message(step.command))
-            now = time.monotonic()
-            self._compute.add(now - t_read)
-            self._obs_age.add(now - stamp)
-            sent = time.perf_counter()
-            if self._last_sent is not None:
-                self._command_jitter.add(abs(sent - self._last_sent - self.period))
-            self._last_sent = sent
-            if self.first_command_time is None:
-                self.first_command_time = now
+            self.timing.command_sent(t_read, stamp)
         elif step.kind == "hold":
             fresh = step.state != "holding" or self.loop.stats.guard == "nan_action"
             self._publish(self._message(q if fresh else None))
             if step.state == "estopped" and self._estop_at is not None:
-                self.estop_reaction = time.monotonic() - self._estop_at
+                self.timing.estop_reaction = time.monotonic() - self._estop_at
             self.get_logger().warning(f"{step.state}: {step.reason}")
             self.audit.record(SOURCE, "refused" if step.state in ("holding", "estopped")
                               else "allowed", f"hold: {step.reason}", self.loop.stats.guard)
@@ -319,16 +303,15 @@ class PolicyRunnerNode(Node):
         if self.has_goal and not self.loop.finished:
             t_read = time.monotonic()
             q, qd, age, stamp = self.measured()
-            if q is not None and self.first_state_time is None:
-                self.first_state_time = t_read
+            if q is not None:
+                self.timing.state_read(t_read)
             if q is not None and not self.dry_run \
                     and self.pub_cmd.get_subscription_count() == 0:
                 # a command nobody receives is lost silently: hold until one listens
                 step = self.loop.block("no_controller", f"no controller is listening on "
                                        f"{self.command_topic}; is it running?")
             else:
-                if self.controller_time is None:
-                    self.controller_time = t_read
+                self.timing.controller_listens(t_read)
                 step = self.loop.step(t_read, q, qd, age, self.estopped)
             self._apply(step, q, stamp, t_read)
         if self.loop.state != self._last_state:  # published by the status timer
@@ -338,29 +321,6 @@ class PolicyRunnerNode(Node):
             self.finished.set()
         self.clock.advance()
         self.clock.shift(self.phase.correction(t_tick))
-
-    def figures(self) -> dict[str, float]:
-        out = self.clock.figures()
-        if self._command_jitter.count > 10:  # the commands' own: the tick's plus the compute's
-            out["command_jitter_ms_p99"] = self._command_jitter.percentile(99) * 1000
-        out["phase_locked"] = float(self.phase.locked)
-        if self._compute.count:
-            out.update(compute_ms_p50=self._compute.percentile(50) * 1000,
-                       compute_ms_p99=self._compute.percentile(99) * 1000,
-                       obs_to_command_ms_p50=self._obs_age.percentile(50) * 1000,
-                       obs_to_command_ms_p99=self._obs_age.percentile(99) * 1000)
-        if self.estop_reaction is not None:
-            out["estop_reaction_ms"] = self.estop_reaction * 1000
-        if self.first_command_time is not None:
-            out["startup_to_first_command_s"] = self.first_command_time - self.t_created
-            # CLOCK_MONOTONIC is one clock for every process of the machine: a launcher
-            # measures process start -> first command published from its own reading
-            out["first_command_monotonic_s"] = self.first_command_time
-        for key, t in (("startup_to_first_state_s", self.first_state_time),
-                       ("startup_to_controller_s", self.controller_time)):
-            if t is not None:
-                out[key] = t - self.t_created
-        return out
 
     def status_due(self, room: float) -> bool:
         """Time for a status (on a change of state, else at 5 Hz), given `room` s to spare
@@ -382,7 +342,7 @@ class PolicyRunnerNode(Node):
             "distance_m": None if st.distance is None else round(st.distance, 4),
             "last_guard": st.guard, "last_guard_reason": st.guard_reason,
             "goal": np.round(self.loop.goal, 4).tolist() if self.has_goal else None,
-            **{k: round(v, 4) for k, v in self.figures().items()}, **(extra or {}),
+            **{k: round(v, 4) for k, v in self.timing.figures().items()}, **(extra or {}),
         }
         status = DiagnosticStatus(level=bytes([LEVEL.get(self.loop.state, 0)]),
                                   name="robo_agent/policy_runner", hardware_id=self.spec.name,

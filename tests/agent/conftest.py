@@ -225,6 +225,17 @@ class JointStateProbe:
             time.sleep(0.02)
         raise TimeoutError(f"no fresh /joint_states within {wait} s")
 
+    def settled(self, index: int, target: float, tol: float, wait: float = 5.0) -> float:
+        """Joint `index`'s position once within `tol` of `target` (or the last one after
+        `wait` s): a motion's result comes back before this probe's copy of the state has
+        caught up when the machine is busy, and `positions()` takes 0.5 s old as fresh."""
+        deadline = time.monotonic() + wait
+        q = float(self.positions(max_age=0.1)[index])
+        while abs(q - target) > tol and time.monotonic() < deadline:
+            time.sleep(0.02)
+            q = float(self.positions(max_age=0.1)[index])
+        return q
+
     def value(self, name: str) -> float:
         self.positions()
         with self._lock:

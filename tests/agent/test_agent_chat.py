@@ -169,7 +169,7 @@ def test_confirmation_is_asked_of_the_human_not_the_llm(
     assert self_confirm.tool == "confirm_plan" and self_confirm.error == "refused"
     assert "is a human act" in self_confirm.message
     assert approved.ok and approved.tool == "move_joints"
-    assert sim_robot.positions()[0] == pytest.approx(target, abs=TOLERANCE)
+    assert sim_robot.settled(0, target, TOLERANCE) == pytest.approx(target, abs=TOLERANCE)
 
 
 def test_rounds_are_bounded(unattended: Any, scripted_llm: Any) -> None:
@@ -237,7 +237,7 @@ def test_chat_cli_with_an_llm_and_yes(
                 "--model", "m", "--yes", "--once", "turn the base a bit")
     assert out.returncode == 0, out.stderr
     assert "done moving" in out.stdout
-    assert sim_robot.positions()[0] == pytest.approx(target, abs=TOLERANCE)
+    assert sim_robot.settled(0, target, TOLERANCE) == pytest.approx(target, abs=TOLERANCE)
 
 
 @pytest.mark.slow

@@ -324,10 +324,10 @@ def test_http_asks_the_person_through_elicitation(
 
     approved = anyio.run(call, "auto", True, q0 + 0.1)
     assert not approved.is_error, _text(approved)
-    assert sim_robot.positions()[0] == pytest.approx(q0 + 0.1, abs=TOLERANCE)
+    assert sim_robot.settled(0, q0 + 0.1, TOLERANCE) == pytest.approx(q0 + 0.1, abs=TOLERANCE)
 
     legacy = anyio.run(call, "legacy", True, q0)
     assert not legacy.is_error, _text(legacy)
-    assert sim_robot.positions()[0] == pytest.approx(q0, abs=TOLERANCE)
+    assert sim_robot.settled(0, q0, TOLERANCE) == pytest.approx(q0, abs=TOLERANCE)
 
     assert len(asked) == 3 and all("Execute it?" in m and "move_joints" in m for m in asked)

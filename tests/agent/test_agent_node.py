@@ -208,7 +208,7 @@ def test_llm_mode_the_human_confirms_on_the_topic(
         assert sim_robot.positions()[0] == pytest.approx(q0[0], abs=0.01)
         done = client.operator(TOKEN, "confirm")
         assert done["ok"], done["text"]
-        assert sim_robot.positions()[0] == pytest.approx(target, abs=0.03)
+        assert sim_robot.settled(0, target, 0.03) == pytest.approx(target, abs=0.03)
         assert len(scripted_llm.requests) == 2  # confirming did not involve the LLM
     finally:
         nodes.close()

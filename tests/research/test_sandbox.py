@@ -146,7 +146,11 @@ def test_writing_into_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sand
     ws, _, log = _hostile(tmp_path, body, sandbox=sandbox)
     assert log.count("ATTACK") == 2, log
     if sandbox:
-        assert list(home.iterdir()) == []
+        # nothing of the candidate's; the runner itself (trusted, in this process) may
+        # have let matplotlib put its font cache and config there on first import
+        written = [p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()]
+        assert not (home / ".bashrc").exists()
+        assert all("matplotlib" in w for w in written), written
         assert "ATTACK wrote /tmp" in log  # its own HOME is its private, discarded /tmp
         _assert_ledger_is_the_runners(ws)
     else:

@@ -91,6 +91,9 @@ def confirming(sim_and_bridge: dict[str, Any], ros_domain: int, ros_process: Any
                 break
             assert time.monotonic() - t0 < 30.0, proc.output()
         probe.prove_connected(lambda: probe.call("stop"))
+        # the bridge answering does not mean this probe has a /joint_states yet (its
+        # subscription can match the simulator later on a busy machine)
+        assert probe.wait_for(lambda: probe.last_state is not None, 30), proc.output()
         yield probe, audit
     finally:
         probe.close()
@@ -119,6 +122,8 @@ def test_confirm_plan_needs_the_operator_token(confirming: tuple[Any, Any],
     # The plan is still unconfirmed: the operator approves it with the token.
     done = probe.call("confirm_plan", {"plan_id": plan_id}, token=operator_token)
     assert done["ok"] and done["data"]["executed_tool"] == "move_joints", done
+    # the motion is done when the bridge answers; the probe's copy of the state may lag
+    probe.wait_for(lambda: abs(probe.joint_position("panda_joint1") - target) < 0.03, 3.0)
     assert probe.joint_position("panda_joint1") == pytest.approx(target, abs=0.03)
     again = probe.call("confirm_plan", {"plan_id": plan_id}, token=operator_token)
     assert again["error"] == "refused" and "already used" in again["message"]
