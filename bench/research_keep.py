@@ -59,7 +59,7 @@ def _sources() -> dict[str, str]:
 
 
 def _runs(name: str, source: str, seeds: list[int], root: Path, parallel: int,
-          reuse: dict[tuple[str, int], dict]) -> list[dict]:
+          reuse: dict[tuple[str, int], dict], eval_base: int) -> list[dict]:
     from robo_agent.autoresearch.execute import Job, run_jobs_locally
 
     from robo_agent.core.research_config import ResearchConfig
@@ -72,7 +72,7 @@ def _runs(name: str, source: str, seeds: list[int], root: Path, parallel: int,
         jobs = [Job(trial=s, commit="", source=source, task=cfg.task,
                     budget_seconds=cfg.budget_seconds, budget_steps=cfg.budget_steps,
                     grace_seconds=cfg.grace_seconds, wall_factor=cfg.wall_factor,
-                    train_seeds=[s], eval_seed_base=cfg.eval_seed_base,
+                    train_seeds=[s], eval_seed_base=eval_base,
                     eval_episodes=cfg.eval_episodes) for s in chunk]  # fmt: skip
         folders = [root / f"{name}-{s}-{time.monotonic_ns()}" for s in chunk]
         for s, res in zip(chunk, run_jobs_locally(jobs, folders), strict=True):
@@ -264,19 +264,26 @@ def main() -> int:
                             text=True).stdout.strip()  # fmt: skip
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     seeds = list(range(args.seeds))
+    # one secret set of held-out episodes for every run (as in one workspace): paired
+    from robo_agent.core.research_config import draw_eval_seed_base
+
+    eval_base = draw_eval_seed_base()
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in args.configs.split(","):
             some = seeds[: args.comment_seeds] if name == "comment" else seeds
-            runs[name] = _runs(name, sources[name], some, root, args.parallel, reuse)
-        busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        try:
-            loaded = _runs("default+busy", sources["default"], seeds[: args.load_seeds], root,
-                           args.parallel, reuse)  # fmt: skip
-        finally:
-            busy.kill()
-            busy.wait()
+            runs[name] = _runs(name, sources[name], some, root, args.parallel, reuse,
+                               eval_base)
+        loaded: list[dict] = []
+        if args.load_seeds > 0:  # 0: no load part (e.g. when the machine is shared anyway)
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            try:
+                loaded = _runs("default+busy", sources["default"], seeds[: args.load_seeds],
+                               root, args.parallel, reuse, eval_base)  # fmt: skip
+            finally:
+                busy.kill()
+                busy.wait()
     result: dict = {"commit": commit, "started_utc": started,
                     "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "machine": f"{os.cpu_count()} CPUs, shared with other engineers' jobs",
@@ -290,6 +297,12 @@ def main() -> int:
 def analyse(result: dict) -> None:
     """The figures, from the run records (also for `--analyse` of a saved record)."""
     runs, loaded = result["runs"], result["loaded_runs"]
+    if loaded:
+        _load_figures(result, runs, loaded)
+    _aa_power(result, runs)  # the runner's rule at the default settings (racing 2-4 seeds)
+
+
+def _load_figures(result: dict, runs: dict[str, list[dict]], loaded: list[dict]) -> None:
     load_seeds = {r["seed"] for r in loaded}
     quiet = [r for r in runs["default"] if r["seed"] in load_seeds]
     same = sum(a["score"] == b["score"] and a["env_steps"] == b["env_steps"]
@@ -306,7 +319,9 @@ def analyse(result: dict) -> None:
         "wall_ratio_busy_over_not": m(loaded, "wall_seconds") / m(quiet, "wall_seconds"),
     }  # fmt: skip
     print("load:", json.dumps(result["load"]))
-    # the headline figures: the runner's rule at the default settings (racing 2-4 seeds)
+
+
+def _aa_power(result: dict, runs: dict[str, list[dict]]) -> None:
     if "comment" in runs:
         result["aa"] = _summary("A/A (comment only)",
                                 _race_trials(runs["default"], runs["comment"], False))
