@@ -314,7 +314,7 @@ class PolicyRunnerNode(Node):
                 self.timing.controller_listens(t_read)
                 step = self.loop.step(t_read, q, qd, age, self.estopped)
             self._apply(step, q, stamp, t_read)
-        if self.loop.state != self._last_state:  # published by the status timer
+        if self.loop.state != self._last_state:  # published after this tick (control_loop)
             self._last_state = self.loop.state
             self._status_due = True
         if self.loop.finished and not self._delayed:
