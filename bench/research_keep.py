@@ -238,7 +238,9 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--configs", default="default,bad,comment")
     parser.add_argument("--comment-seeds", type=int, default=7,
-                        help="seeds of the A/A candidate (7: 21 seed-pair trials)")
+                        help="seeds of the A/A candidate (7: 35 racing trials)")
+    parser.add_argument("--bad-seeds", type=int, default=10,
+                        help="seeds of the power test's incumbent (10: 210 racing trials)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--reuse", default=None, help="a log of an interrupted run of this "
                         "script (same commit): its run records are reused, not re-run")
@@ -272,7 +274,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in args.configs.split(","):
-            some = seeds[: args.comment_seeds] if name == "comment" else seeds
+            cap = {"comment": args.comment_seeds, "bad": args.bad_seeds}.get(name, args.seeds)
+            some = seeds[:cap]
             runs[name] = _runs(name, sources[name], some, root, args.parallel, reuse,
                                eval_base)
         loaded: list[dict] = []
