@@ -16,6 +16,8 @@ The runner runs as its own process in a private ROS domain, with `realtime_prior
 (`--realtime-priority`, default 50 as `policy.launch.xml` sets it; 0 = normal
 scheduling); a feeder process publishes /joint_states at 1 kHz (SCHED_FIFO at the same
 priority when allowed, as a controller manager runs; its own period jitter is recorded)
+of an arm that sweeps every joint around home (`--motion sweep`, the default) or holds
+it (`--motion still`)
 and this process counts the commands it receives. The
 policy is a hand-built constant-action ONNX artifact of the Panda reach shape (the same
 model size as research exports: the MLP's cost does not depend on its weights). Writes
@@ -106,12 +108,30 @@ class Bench:
         rclpy.try_shutdown(context=self.context)
 
 
-def feed_joint_states(domain: int, priority: int, stop: Any, out: Any) -> None:
+#: `--motion sweep`: every arm joint swings around home by this much (rad), in one
+#: SWEEP_PERIOD_S cycle with a phase offset per joint (up to 0.31 rad/s: a policy's pace)
+SWEEP_AMPLITUDE = (0.4, 0.3, 0.4, 0.3, 0.4, 0.4, 0.4)
+SWEEP_PERIOD_S = 8.0
+
+
+def sweep_state(home: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+    """Joint positions and velocities of the `--motion sweep` arm at time t (s)."""
+    amp = np.zeros(len(home))
+    amp[: len(SWEEP_AMPLITUDE)] = SWEEP_AMPLITUDE
+    w = 2.0 * np.pi / SWEEP_PERIOD_S
+    phase = w * t + 0.9 * np.arange(len(home))
+    return home + amp * np.sin(phase), amp * w * np.cos(phase)
+
+
+def feed_joint_states(domain: int, priority: int, motion: str, stop: Any, out: Any) -> None:
     """/joint_states at 1 kHz from a process of its own, as a robot's controller manager
     publishes them (its own GIL: a feeder thread beside this process's executor waits up
     to Python's 5 ms switch interval for the GIL, and the runner then reads late states);
-    SCHED_FIFO at `priority` when allowed, like ros2_control's update thread. Puts its
-    own period jitter p99 (ms) on `out` when `stop` is set."""
+    SCHED_FIFO at `priority` when allowed, like ros2_control's update thread. The arm
+    holds its home pose (`still`) or sweeps around it (`sweep`, `sweep_state`): a moving
+    arm is what a runner sees, and it keeps the envelope's whole-arm check honest (a
+    still arm stays in one clear region, `core/clearance.py`). Puts its own period
+    jitter p99 (ms) on `out` when `stop` is set."""
     from robo_agent.ros.control_loop import set_realtime_priority
 
     ctx = Context()
@@ -120,11 +140,15 @@ def feed_joint_states(domain: int, priority: int, stop: Any, out: Any) -> None:
     pub = node.create_publisher(JointState, "/joint_states", ifc.STATES)
     robot = load_robot("panda")
     msg = JointState(name=robot.joint_names, position=robot.home, velocity=[0.0] * robot.dof)
+    home = np.asarray(robot.home, dtype=np.float64)
     realtime = priority > 0 and set_realtime_priority(priority) is None
     times: list[float] = []
-    deadline = time.perf_counter()
+    deadline = start = time.perf_counter()
     while not stop.is_set():
         times.append(time.perf_counter())
+        if motion == "sweep":
+            q, qd = sweep_state(home, times[-1] - start)
+            msg.position, msg.velocity = q.tolist(), qd.tolist()
         pub.publish(msg)
         deadline += 0.001
         delay = deadline - time.perf_counter()
@@ -200,8 +224,8 @@ ROWS = [
                  "receive time (control step p50 {compute_p50_100_ms} ms, p99 "
                  "{compute_p99_100_ms} ms at 100 Hz; 500 Hz: {compute_p50_500_ms} / "
                  "{compute_p99_500_ms} ms); ticks phase-locked to the 1 kHz states: "
-                 "{phase_locked_500}; realtime_priority {realtime_priority}; feeder jitter "
-                 "p99 {feeder_jitter_p99_ms} ms",
+                 "{phase_locked_500}; realtime_priority {realtime_priority}; fed arm "
+                 "{motion}; feeder jitter p99 {feeder_jitter_p99_ms} ms",
      "check": ["obs_to_cmd_p99_max_ms", "<=", 1.0]},
     {"id": "deploy 2", "goal": "loop: 0 missed at 100 Hz; ≥ 0.98 of 500 Hz with jitter p99 "
                                "≤ 0.5 ms",
@@ -259,6 +283,8 @@ def main() -> int:
     parser.add_argument("--realtime-priority", type=int, default=50,
                         help="the runner's realtime_priority (SCHED_FIFO; 0 = normal "
                         "scheduling); a robot launch uses 50")
+    parser.add_argument("--motion", choices=("sweep", "still"), default="sweep",
+                        help="the fed arm sweeps around home (default) or holds it")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "docs" / "benchmarks" / "detail" / "deploy.json")
     args = parser.parse_args()
@@ -271,7 +297,8 @@ def main() -> int:
         mp = multiprocessing.get_context("spawn")
         stop, feeder_out = mp.Event(), mp.Queue()
         feeder = mp.Process(target=feed_joint_states,
-                            args=(domain, args.realtime_priority, stop, feeder_out))
+                            args=(domain, args.realtime_priority, args.motion, stop,
+                                  feeder_out))
         feeder.start()
         bench = Bench(domain)
         try:
@@ -302,13 +329,14 @@ def main() -> int:
                             text=True).stdout.strip()
     detail = {"bench": "deploy", "commit": commit, "cpus": os.cpu_count(),
               "load_avg_1m": os.getloadavg()[0], "seconds_per_rate": args.seconds,
-              "realtime_priority": args.realtime_priority,
+              "realtime_priority": args.realtime_priority, "motion": args.motion,
               "command": "python bench/deploy.py " + " ".join(sys.argv[1:]),
               "results": results,
               "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(detail, indent=2) + "\n")
     figures = dict(summary_figures(results), realtime_priority=args.realtime_priority,
+                   motion=args.motion,
                    feeder_jitter_p99_ms=round(feeder_stats["feeder_jitter_ms_p99"], 3),
                    feeder_realtime=feeder_stats["feeder_realtime"])
     path = write_record("deploy", figures, ROWS, load_before=load_before,

@@ -113,6 +113,11 @@ def _batch(geometry: ArmGeometry, qs: np.ndarray) -> SphereBatch:
     return make(qs) if make is not None else _SeparateCalls(geometry, qs)
 
 
+def sphere_centers(geometry: ArmGeometry, qs: np.ndarray) -> np.ndarray:
+    """(M, N, 3) sphere centres for (M, dof) configurations, base frame."""
+    return _batch(geometry, qs).centers
+
+
 @lru_cache(maxsize=32)
 def _groups(links: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """The distinct links in order of first appearance, each sphere's link index (N,), and

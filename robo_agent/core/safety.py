@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from robo_agent.core.audit import AuditLog
+from robo_agent.core.clearance import ClearRegion
 from robo_agent.core.collision import ArmGeometry, Zones, first_violation
 from robo_agent.core.robot_spec import RobotSpec
 from robo_agent.core.safety_policy import HardLimits, SafetyPolicy
@@ -132,6 +133,7 @@ class SafetyEnvelope:
         if kinematics is not None:
             kinematics.sphere_radii  # noqa: B018 - fit the geometry now, not in the 1st command
         self._zones = Zones(self.limits)
+        self._clear = ClearRegion(kinematics, self._zones) if kinematics is not None else None
         self.clock = clock
         margin = self.limits.joint_margin
         self.lower = spec.lower + margin
@@ -294,10 +296,20 @@ class SafetyEnvelope:
             self.allow(tool, "within gripper range", width=w)
         return w
 
-    def _check_path(self, tool: str, q_now: np.ndarray, q_goal: np.ndarray) -> None:
+    def _check_path(self, tool: str, q_now: np.ndarray, q_goal: np.ndarray,
+                    stream: bool = False) -> None:
         """Refuse a path on which any link leaves the workspace, goes below the table or
-        touches a keep-out box (swept-volume check, see `core/collision.py`)."""
-        if self.kinematics is None:
+        touches a keep-out box (swept-volume check, see `core/collision.py`).
+
+        A path within the last measured clear region is clear (`core/clearance.py`);
+        a streaming command outside it first re-centres the region on its target (one
+        forward-kinematics pass), which settles the small step of one control period
+        unless the arm is within that step of a zone, and the next ticks' steps too."""
+        if self.kinematics is None or self._clear is None:
+            return
+        if self._clear.covers(q_now, q_goal):
+            return
+        if stream and self._clear.move_to(q_goal) > 0.0 and self._clear.covers(q_now, q_goal):
             return
         v = first_violation(self.kinematics, self._zones, q_now, q_goal)
         if v is not None:
@@ -325,7 +337,7 @@ class SafetyEnvelope:
                               f"positive number of seconds, got {dt!r}", "finite")
         step = np.minimum(self.vmax * dt, self.limits.max_step)
         out = np.clip(np.clip(q_cmd, self.lower, self.upper), q_now - step, q_now + step)
-        self._check_path(source, q_now, out)
+        self._check_path(source, q_now, out, stream=True)
         clipped = not np.array_equal(out, q_cmd)
         now = self.clock()
         with self._lock:
