@@ -230,7 +230,8 @@ def _print_health(ws: Any) -> None:
     from robo_agent.core.research_health import smallest_detectable_gain, warnings
 
     cfg, rows = ws.config, ws.ledger.rows()
-    gain = smallest_detectable_gain(rows, cfg.repeats, cfg.eval_episodes, cfg.z, cfg.min_margin)
+    gain = smallest_detectable_gain(rows, cfg.repeats, cfg.eval_episodes, cfg.z, cfg.min_margin,
+                                    cfg.racing_looks)
     if not math.isnan(gain):
         print(f"smallest detectable gain: {gain:.3f} (kept 4 times in 5 with {cfg.repeats} "
               f"seeds; --repeats N at init shrinks it by sqrt(N / {cfg.repeats}))")  # fmt: skip

@@ -128,6 +128,7 @@ class Runner:
             "max_repeats": cfg.max_repeats,
             "z": cfg.z,
             "min_margin": cfg.min_margin,
+            "looks": cfg.racing_looks,
         }
 
     def _job(self, cand: Candidate, source: str, race: dict[str, Any] | None = None) -> Job:
@@ -237,7 +238,8 @@ class Runner:
                 tail = res.failure_tail()
                 self.last_failure = tail
                 (self.ws.trial_dir(cand.trial) / "failure.log").write_text(tail + "\n")
-        rules = Rules(cfg.eval_episodes, cfg.z, cfg.min_margin, cfg.min_cpu_gain)
+        rules = Rules(cfg.eval_episodes, cfg.z, cfg.min_margin, cfg.min_cpu_gain,
+                      cfg.racing_looks)
         rows = record_round(outcomes, self._rows(), rules, baseline)
         for cand, row in zip(cands, rows, strict=True):
             self.ws.ledger.append(row)

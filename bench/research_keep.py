@@ -1,34 +1,37 @@
 """Keep-rule benchmark: load robustness, A/A false keeps and power at the default settings.
 
-    python bench/research_keep.py [--seeds 10] [--comment-seeds 7] [--load-seeds 4] \
-        [--parallel 2] [--json docs/benchmarks/detail/research_keep_rule.json]
+    python bench/research_keep.py [--seeds 30] [--bad-seeds 10] [--comment-seeds 7] \
+        [--load-seeds 4] [--parallel 2] [--json docs/benchmarks/detail/research_keep.json]
 
-Real runs of the research path (`execute.run_job`: train.py in its own process with the
-default `research.yaml` budget, then the frozen evaluator on the default 100 held-out
-episodes), one training seed per run, for three versions of `train.py`:
+Real runs of the research path (`execute.run_jobs_locally`: train.py in its own process
+with the default `research.yaml` budget, then the frozen evaluator on the default 100
+held-out episodes, one secret set of them for the whole bench as in one workspace), one
+training seed per run, for three versions of `train.py`:
 
-* `default` — the template;
-* `comment` — the template plus a comment (the A/A candidate);
+* `default` — the template, on seeds 0..N-1;
+* `comment` — the template plus a comment (the A/A candidate), on the first seeds;
 * `bad`     — the template with `learning_rate` at the bottom of its range (0.0005), the
   incumbent of the power test, whose candidate is `default`.
 
-Seeds 0..N-1 each. A trial of the keep rule uses two training seeds (the default
-`repeats`); every pair of the N seeds is one trial (N (N-1) / 2 trials; they share
-seeds, so they are not independent — N = 10 gives 45 trials from 10 runs per version).
-Then
+A trial is decided exactly as the runner decides at the start of a run: the incumbent
+has scores on 4 seeds (`max_repeats`), the candidate races (2 seeds, one more at a time
+while `wants_more_seeds` says so), and `record_round` applies the rule with the seed
+noise pooled over the two rows (few degrees of freedom: later in a run the ledger has
+more). Trials share runs, so they are not independent; the number of runs behind each
+figure is in the record.
 
-* **A/A false keeps**: incumbent `default`, candidate `comment` on the same seeds;
-* **A/A′ (fresh trajectories)**: incumbent `default` on a pair of the first N/2 seeds,
-  candidate `default` on a pair of the other N/2 (every combination): the null of a
-  change that does not help but sends training down another trajectory (what a no-op
-  hyperparameter change does);
-* **power**: incumbent `bad`, candidate `default`, same seeds;
+* **A/A false keeps**: incumbent `default`, candidate `comment` on the same 4 seeds
+  (every 4-subset);
+* **A/A′ (fresh trajectories)**: incumbent and candidate both `default`, on two
+  disjoint sets of 4 seeds drawn at random from all N (`NULL_DRAWS` draws): the null of a
+  change that does not help but sends training down other trajectories, which any real
+  code change does — the false-keep rate that matters;
+* **power**: incumbent `bad`, candidate `default`, same seeds (every 4-subset).
 
-each decided by `robo_agent.core.research_round.record_round` exactly as the runner does
-(pooled seed noise from the rows of that trial). **Load**: `default` on seeds
-0..L-1 again while one unrelated process keeps a core busy (`python -c 'while True:
-pass'`); the ratio of mean scores, CPU seconds and wall seconds, busy / not busy, within
-this one run.
+**Load** (`--load-seeds L`): `default` on seeds 0..L-1 again while one unrelated process
+keeps a core busy (`python -c 'while True: pass'`); mean scores, CPU seconds and wall
+seconds, busy / not busy, within this one run. Writes the detail JSON and a record
+(rows research 7 and 8, and research 6 with the load part).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import argparse
 import itertools
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -45,6 +49,31 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from record import write_record  # noqa: E402
+
+ROWS = [
+    {"id": "research 6", "goal": "load-robust budget: mean baseline score with one core kept "
+                                 "busy vs not, ≤ 0.10 apart",
+     "measured": "**{score_difference:.3f}** ({score_not_busy} vs {score_busy}; "
+                 "{identical_runs} of {load_runs} runs bit-identical; budget = 8000 env "
+                 "steps under a CPU-s cap)",
+     "check": ["score_difference", "<=", 0.1], "needs": "score_difference"},
+    {"id": "research 7", "goal": "A/A false keeps ≤ 5 % over ≥ 20 trials",
+     "measured": "comment-only A/A **{aa_kept} of {aa_trials}**; fresh-trajectory A/A′ "
+                 "**{aa_fresh_kept} of {aa_fresh_trials}** ({aa_fresh_rate:.1%}; random "
+                 "disjoint 4-seed sets from {default_seeds} seeds of the default "
+                 "train.py, racing as the runner does; trials share runs)",
+     "check": ["false_keep_rate", "<=", 0.05]},
+    {"id": "research 8", "goal": "power ≥ 80 % for a known improvement at the default compute",
+     "measured": "**{power_rate:.0%}** ({power_kept} of {power_trials}, {bad_seeds} seeds; "
+                 "incumbent `learning_rate` 0.0005 at {bad_mean}, candidate 0.003); "
+                 "smallest detectable gain at the default baseline ({baseline_mean} ± "
+                 "{baseline_sd}, 2 seeds, racing to 4) **{detectable_gain}** with the noise "
+                 "of a run's start (4 baseline seeds), {detectable_gain_known_noise} once "
+                 "the noise is well known",
+     "check": ["power_rate", ">=", 0.8], "met_note": "(large gains only)"},
+]
 
 
 def _sources() -> dict[str, str]:
@@ -95,11 +124,11 @@ def _budget() -> float:
 def _decide(inc: list[dict], cand: list[dict], z: float | None = None) -> dict:
     from robo_agent.core.research_config import ResearchConfig
     from robo_agent.core.research_decision import detectable_gain
-    from robo_agent.core.research_round import Outcome, Rules, record_round, seed_noise
+    from robo_agent.core.research_round import Outcome, Rules, record_round, seed_dof, seed_noise
 
     cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
     z = cfg.z if z is None else z
-    rules = Rules(cfg.eval_episodes, z, cfg.min_margin, cfg.min_cpu_gain)
+    rules = Rules(cfg.eval_episodes, z, cfg.min_margin, cfg.min_cpu_gain)  # one look
 
     def outcome(trial: int, runs: list[dict]) -> Outcome:
         return Outcome(trial=trial, commit="", parent="", proposer="bench", description="",
@@ -108,9 +137,9 @@ def _decide(inc: list[dict], cand: list[dict], z: float | None = None) -> dict:
 
     history = record_round([outcome(0, inc)], [], rules, baseline=True)
     row = record_round([outcome(1, cand)], history, rules, baseline=False)[0]
-    noise = seed_noise(history, [[r["score"] for r in cand]])
-    mde = detectable_gain(history[0].score, noise, len(cand), cfg.eval_episodes, z,
-                          cfg.min_margin)  # fmt: skip
+    extra = [[r["score"] for r in cand]]
+    mde = detectable_gain(history[0].score, seed_noise(history, extra), len(cand),
+                          cfg.eval_episodes, z, cfg.min_margin, seed_dof(history, extra))
     return {"keep": row.status == "keep", "incumbent": row.incumbent, "candidate": row.score,
             "margin": row.margin, "detectable_gain": mde, "reason": row.description}  # fmt: skip
 
@@ -119,17 +148,31 @@ def _subsets(seeds: list[int], n: int) -> list[tuple[int, ...]]:
     return list(itertools.combinations(seeds, n))
 
 
+#: A/A' trials: random draws of two disjoint seed sets (fixed RNG: the same draws for
+#: every rule compared in one run)
+NULL_DRAWS = 2000
+
+
+def _null_draws(seeds: list[int], n: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Incumbent and candidate seed tuples of `n` each, disjoint, drawn at random from
+    all the seeds: an exchangeable null (no half of the seeds is special)."""
+    rng = random.Random(0)
+    out = []
+    for _ in range(NULL_DRAWS):
+        pick = rng.sample(seeds, 2 * n)
+        out.append((tuple(pick[:n]), tuple(pick[n:])))
+    return out
+
+
 def _trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool = False, n: int = 2,
             z: float | None = None) -> list[dict]:  # fmt: skip
-    """One trial per n-subset of the seeds (n = repeats). Same seeds for both sides, or
-    with `fresh` the incumbent's subset from the first half of the seeds and the
-    candidate's from the second half (every combination)."""
+    """One trial per n-subset of the seeds (n = repeats), same seeds for both sides; or
+    with `fresh` disjoint random draws (`_null_draws`)."""
     inc_by = {r["seed"]: r for r in inc_runs}
     cand_by = {r["seed"]: r for r in cand_runs}
     seeds = sorted(set(inc_by) & set(cand_by))
     if fresh:
-        half = len(seeds) // 2
-        combos = [(p, q) for p in _subsets(seeds[:half], n) for q in _subsets(seeds[half:], n)]
+        combos = _null_draws(seeds, n)
     else:
         combos = [(p, p) for p in _subsets(seeds, n)]
     return [_decide([inc_by[s] for s in p], [cand_by[s] for s in q], z) for p, q in combos]
@@ -141,11 +184,11 @@ def _race(inc: list[dict], cand: list[dict], z: float | None = None) -> dict:
     `wants_more_seeds` says so (same pooled noise as the runner), then the decision."""
     from robo_agent.core.research_config import ResearchConfig
     from robo_agent.core.research_decision import detectable_gain, wants_more_seeds
-    from robo_agent.core.research_round import Outcome, Rules, record_round, seed_noise
+    from robo_agent.core.research_round import Outcome, Rules, record_round, seed_dof, seed_noise
 
     cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
     z = cfg.z if z is None else z
-    rules = Rules(cfg.eval_episodes, z, cfg.min_margin, cfg.min_cpu_gain)
+    rules = Rules(cfg.eval_episodes, z, cfg.min_margin, cfg.min_cpu_gain, cfg.racing_looks)
     base = Outcome(0, "", "", "bench", "", "ok", scores=[r["score"] for r in inc],
                    repeats=len(inc), cpu_seconds=statistics.mean(r["cpu_seconds"] for r in inc))
     history = record_round([base], [], rules, baseline=True)
@@ -153,30 +196,28 @@ def _race(inc: list[dict], cand: list[dict], z: float | None = None) -> dict:
     for r in cand:
         scores.append(r["score"])
         if not wants_more_seeds(scores, history[0].scores, [history[0].scores], cfg.eval_episodes,
-                                cfg.repeats, cfg.max_repeats, z, cfg.min_margin):  # fmt: skip
+                                cfg.repeats, cfg.max_repeats, z, cfg.min_margin,
+                                cfg.racing_looks):  # fmt: skip
             break
     used = cand[: len(scores)]
     out = Outcome(1, "", "", "bench", "", "ok", scores=scores, repeats=len(scores),
                   cpu_seconds=statistics.mean(r["cpu_seconds"] for r in used))
     row = record_round([out], history, rules, baseline=False)[0]
     mde = detectable_gain(history[0].score, seed_noise(history), cfg.repeats, cfg.eval_episodes,
-                          z, cfg.min_margin)  # fmt: skip
+                          z, cfg.min_margin, seed_dof(history), cfg.racing_looks)  # fmt: skip
     return {"keep": row.status == "keep", "seeds": len(scores), "margin": row.margin,
             "gain": row.score - row.incumbent, "detectable_gain": mde}  # fmt: skip
 
 
 def _race_trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool,
                  z: float | None = None) -> list[dict]:  # fmt: skip
-    """Racing trials over 4-seed subsets: same seeds for both sides, or (`fresh`) the
-    incumbent's from the first half of the seeds, the candidate's from the second
-    half in each of 4 rotations."""
+    """Racing trials over 4-seed subsets: same seeds for both sides, or (`fresh`)
+    disjoint random draws of 4 seeds each (`_null_draws`)."""
     inc_by = {r["seed"]: r for r in inc_runs}
     cand_by = {r["seed"]: r for r in cand_runs}
     seeds = sorted(set(inc_by) & set(cand_by))
     if fresh:
-        half = len(seeds) // 2
-        combos = [(p, q[k:] + q[:k]) for p in _subsets(seeds[:half], 4)
-                  for q in _subsets(seeds[half:], 4) for k in range(4)]  # fmt: skip
+        combos = _null_draws(seeds, 4)
     else:
         combos = [(p, p) for p in _subsets(seeds, 4)]
     return [_race([inc_by[s] for s in p], [cand_by[s] for s in q], z) for p, q in combos]
@@ -187,7 +228,7 @@ def _grid(runs: dict[str, list[dict]]) -> list[dict]:
     same runs (subsets of the seeds), to choose the defaults by measurement."""
     out = []
     for n in (2, 3, 4):
-        for z in (1.0, 1.645, 2.0):
+        for z in (1.0, 1.282, 1.645, 2.0):
             fresh = _trials(runs["default"], runs["default"], True, n, z)
             power = _trials(runs["bad"], runs["default"], False, n, z) if "bad" in runs else []
             if not fresh:
@@ -202,7 +243,7 @@ def _grid(runs: dict[str, list[dict]]) -> list[dict]:
                   f"{len(fresh)}, power {rec['power']}, detectable gain "
                   f"{rec['median_detectable_gain']:.3f}", flush=True)  # fmt: skip
             out.append(rec)
-    for z in (1.0, 1.645, 2.0):
+    for z in (1.0, 1.282, 1.645, 2.0):
         fresh = _race_trials(runs["default"], runs["default"], True, z)
         power = _race_trials(runs["bad"], runs["default"], False, z) if "bad" in runs else []
         rec = {"repeats": "race 2-4", "z": z,
@@ -233,7 +274,7 @@ def _summary(name: str, trials: list[dict]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--load-seeds", type=int, default=4)
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--configs", default="default,bad,comment")
@@ -247,6 +288,7 @@ def main() -> int:
     parser.add_argument("--analyse", default=None, help="recompute the figures of a saved "
                         "JSON record (no training); rewrites it with the figures")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     if args.analyse:
         result = json.loads(Path(args.analyse).read_text())
         result["analysed_with_commit"] = subprocess.run(
@@ -254,6 +296,9 @@ def main() -> int:
         ).stdout.strip()
         analyse(result)
         Path(args.analyse).write_text(json.dumps(result, indent=2, default=float) + "\n")
+        _record(result, load_before, f"the runs of {args.analyse} (commit "
+                f"{result['commit'][:12]}, {result['started_utc']}) decided by this commit's "
+                "rule; scores do not depend on the machine's load (fixed env steps)")
         return 0
     reuse: dict[tuple[str, int], dict] = {}
     if args.reuse:
@@ -294,7 +339,53 @@ def main() -> int:
     analyse(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=float) + "\n")
+    _record(result, load_before, "scores do not depend on the machine's load (fixed env "
+            f"steps); per-run detail in {args.json or '(not saved: no --json)'}")
     return 0
+
+
+def _record(result: dict, load_before: tuple[float, float, float], notes: str) -> None:
+    figures = record_figures(result)
+    rows = [{k: v for k, v in row.items() if k != "needs"} for row in ROWS
+            if row.get("needs", "aa_rate") in figures]  # fmt: skip
+    path = write_record("research-keep", figures, rows, load_before=load_before, notes=notes)
+    print(f"wrote {path}")
+
+
+def record_figures(result: dict) -> dict[str, float | int]:
+    """The flat figures the summary rows quote."""
+    from robo_agent.core.research_config import ResearchConfig
+    from robo_agent.core.research_decision import detectable_gain
+
+    runs = result["runs"]
+    f: dict[str, float | int] = {}
+    if "load" in result:
+        ld = result["load"]
+        f.update(score_not_busy=round(ld["score_not_busy"], 4),
+                 score_busy=round(ld["score_busy"], 4),
+                 score_difference=round(abs(ld["score_difference"]), 4),
+                 identical_runs=ld["identical_runs"], load_runs=ld["runs"])
+    aa = result.get("aa", {"trials": 0, "kept": 0, "rate": 0.0})
+    fresh = result["aa_fresh"]
+    f.update(aa_trials=aa["trials"], aa_kept=aa["kept"], aa_rate=round(aa["rate"], 4),
+             aa_fresh_trials=fresh["trials"], aa_fresh_kept=fresh["kept"],
+             aa_fresh_rate=round(fresh["rate"], 4),
+             false_keep_rate=round(max(aa["rate"], fresh["rate"]), 4),
+             default_seeds=len(runs["default"]))
+    if "power" in result:
+        pw = result["power"]
+        f.update(power_trials=pw["trials"], power_kept=pw["kept"], power_rate=round(pw["rate"], 4),
+                 bad_seeds=len(runs["bad"]),
+                 bad_mean=round(statistics.mean(r["score"] for r in runs["bad"]), 3))
+    scores = [r["score"] for r in runs["default"]]
+    cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
+    mean, sd = statistics.mean(scores), statistics.stdev(scores)
+    f.update(baseline_mean=round(mean, 3), baseline_sd=round(sd, 3),
+             detectable_gain=round(fresh["median_detectable_gain"], 3),
+             detectable_gain_known_noise=round(detectable_gain(
+                 mean, sd, cfg.repeats, cfg.eval_episodes, cfg.z, cfg.min_margin,
+                 len(scores) - 1, cfg.racing_looks), 3))
+    return f
 
 
 def analyse(result: dict) -> None:

@@ -63,7 +63,11 @@ class ResearchConfig(BaseModel):
         default=8192.0, ge=64, description="memory of a candidate's process tree (MB)"
     )
     domain_randomization: bool = False
-    z: float = Field(default=1.645, ge=0, description="margin = max(min_margin, z * std. error)")
+    z: float = Field(
+        default=1.645, ge=0, description="false keeps: the one-sided normal tail above z "
+        "(1.645: 5 %) per candidate; margin = max(min_margin, t * std. error) with t from "
+        "Student's t at the noise estimate's degrees of freedom, split over racing's looks",
+    )
     min_margin: float = Field(default=0.02, ge=0)
     min_cpu_gain: float = Field(
         default=0.5, ge=0, lt=1, description="a candidate with the incumbent's scores on every "
@@ -86,6 +90,11 @@ class ResearchConfig(BaseModel):
         if any(not 0 <= s < MAX_TRAIN_SEED for s in self.train_seeds):
             raise ValueError(f"train_seeds must lie in [0, {MAX_TRAIN_SEED})")
         return self
+
+    @property
+    def racing_looks(self) -> int:
+        """Decisions a race may take: one at each seed count repeats..max_repeats."""
+        return self.max_repeats - self.repeats + 1
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / CONFIG_FILE

@@ -8,7 +8,7 @@ policy whatever the machine's load. So for a candidate with per-seed scores `c_i
 the incumbent's `p_i` on the same seeds,
 
     d_i = c_i - p_i,   keep  if  mean(d) > margin,
-    margin = max(min_margin, z * s * sqrt(2 / n)),
+    margin = max(min_margin, t * s * sqrt(2 / n)),
     s = max(pooled seed spread, sqrt(p (1 - p) / episodes))
 
 where the *pooled seed spread* is the within-candidate standard deviation over seeds,
@@ -17,9 +17,16 @@ spread is pure seed noise whatever its mean), floored by the binomial noise of a
 success rate `p` over `episodes` episodes. `sqrt(2) * s` is the noise of one paired
 difference between two equally good `train.py` versions that follow different
 trajectories (any real code change decorrelates the runs, so pairing by seed cannot be
-assumed to cancel the seed noise); `z` (1.645 by default: one-sided 5 % per look under
-that null) was chosen by measurement with racing (`bench/research_keep.py`: z = 2
-left the power for a known gain at 72 %, z = 1 kept 12 % of fresh-trajectory A/A pairs).
+assumed to cancel the seed noise).
+
+`t` is the critical value of the false-keep rate `alpha` that `z` names (the one-sided
+normal tail above `z`: 5 % for the default 1.645), taken from Student's t at the pooled
+spread's degrees of freedom, because `s` is estimated from a handful of seeds (with the
+normal quantile the rule kept 13 % of fresh-trajectory A/A candidates, racing included:
+`bench/research_keep.py`), and split over racing's looks (Bonferroni: `alpha / looks`
+at each of the `max_repeats - repeats + 1` decisions a race may take), so the whole race
+keeps a null candidate at most `alpha` of the time whatever seed it stops at. Without
+a spread estimate (no row with two seeds yet) the normal quantile is used.
 
 A candidate whose scores equal the incumbent's on every seed trained the same policy
 (e.g. a pure speed-up): it is kept only if it used at least `min_cpu_gain` (50 %) less
@@ -34,7 +41,7 @@ time, up to `max_repeats` (and never beyond the seeds the incumbent has scores f
 since the margin shrinks as `sqrt(2 / n)`. Clear winners and losers stop at `repeats`.
 
 `detectable_gain` is the smallest true gain kept with 80 % probability under the same
-noise model (`(z + 0.84) * s * sqrt(2 / n)`); `research status` shows it.
+noise model (`(t + 0.84) * s * sqrt(2 / n)`); `research status` shows it.
 """
 
 from __future__ import annotations
@@ -42,8 +49,59 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 Z_POWER_80 = 0.8416  # one-sided normal quantile for 80 % power
+_NORMAL = NormalDist()
+
+
+def student_t_cdf(t: float, dof: int) -> float:
+    """P(T <= t) for Student's t with a positive integer `dof` (closed forms for whole
+    degrees of freedom, Abramowitz & Stegun 26.7.3-4: no special functions needed)."""
+    if dof < 1:
+        raise ValueError("degrees of freedom must be a positive integer")
+    theta = math.atan(t / math.sqrt(dof))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    if dof % 2:  # odd: A = (2/pi) (theta + sin cos (1 + 2/3 cos^2 + 2.4/3.5 cos^4 ...))
+        term = total = math.cos(theta) if dof > 1 else 0.0
+        for k in range(1, (dof - 1) // 2):
+            term *= c2 * (2 * k) / (2 * k + 1)
+            total += term
+        a = 2.0 / math.pi * (theta + s * total)
+    else:  # even: A = sin (1 + 1/2 cos^2 + 1.3/2.4 cos^4 ...)
+        term = total = 1.0
+        for k in range(1, dof // 2):
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        a = s * total
+    return 0.5 * (1.0 + a)
+
+
+def student_t_quantile(p: float, dof: int) -> float:
+    """The t with P(T <= t) = p, by bisection on `student_t_cdf` (p in (0.5, 1))."""
+    if not 0.5 < p < 1.0:
+        raise ValueError("p must lie in (0.5, 1)")
+    lo, hi = 0.0, 1.0
+    while student_t_cdf(hi, dof) < p:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if student_t_cdf(mid, dof) < p else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def critical_value(z: float, dof: int | None = None, looks: int = 1) -> float:
+    """The multiple of the standard error a gain must exceed: one-sided false-keep rate
+    `alpha = P(N(0,1) > z)` split over `looks` decisions, from Student's t at `dof`
+    degrees of freedom (the normal distribution when `dof` is None or 0)."""
+    if looks < 1:
+        raise ValueError("looks must be positive")
+    if z <= 0:
+        return z  # a rule that keeps any positive gain: nothing to correct
+    p = 1.0 - (1.0 - _NORMAL.cdf(z)) / looks
+    if not dof:
+        return _NORMAL.inv_cdf(p)
+    return student_t_quantile(p, dof)
 
 
 @dataclass(frozen=True)
@@ -68,6 +126,11 @@ def spread(values: Sequence[float]) -> float:
         return 0.0
     mu = mean(values)
     return math.sqrt(sum((v - mu) ** 2 for v in values) / (len(values) - 1))
+
+
+def pooled_dof(groups: Sequence[Sequence[float]]) -> int:
+    """Degrees of freedom of `pooled_spread` over the same groups."""
+    return sum(len(g) - 1 for g in groups if len(g) >= 2)
 
 
 def pooled_spread(groups: Sequence[Sequence[float]]) -> float:
@@ -98,12 +161,15 @@ def margin(
     episodes: int,
     z: float = 1.645,
     min_margin: float = 0.02,
+    dof: int | None = None,
+    looks: int = 1,
 ) -> float:
-    """The mean paired gain a candidate over `n` seeds must exceed."""
+    """The mean paired gain a candidate over `n` seeds must exceed (`dof`: of the seed
+    spread's estimate; `looks`: decisions a race may take, see the module)."""
     if n < 1:
         raise ValueError("repeats must be positive")
     s = noise(incumbent_mean, seed_spread, episodes)
-    return max(min_margin, z * s * math.sqrt(2.0 / n))
+    return max(min_margin, critical_value(z, dof, looks) * s * math.sqrt(2.0 / n))
 
 
 def detectable_gain(
@@ -113,10 +179,13 @@ def detectable_gain(
     episodes: int,
     z: float = 1.645,
     min_margin: float = 0.02,
+    dof: int | None = None,
+    looks: int = 1,
 ) -> float:
-    """The smallest true mean gain kept with 80 % probability (normal approximation)."""
+    """The smallest true mean gain kept with 80 % probability at `n` seeds (normal
+    approximation of the gain's spread around the margin)."""
     s = noise(incumbent_mean, seed_spread, episodes)
-    need = margin(incumbent_mean, seed_spread, n, episodes, z, min_margin)
+    need = margin(incumbent_mean, seed_spread, n, episodes, z, min_margin, dof, looks)
     return need + Z_POWER_80 * s * math.sqrt(2.0 / n)
 
 
@@ -130,9 +199,12 @@ def decide(
     candidate_cpu: float = math.nan,
     incumbent_cpu: float = math.nan,
     min_cpu_gain: float = 0.5,
+    dof: int | None = None,
+    looks: int = 1,
 ) -> Decision:
     """Keep or discard a candidate from its per-seed scores and the incumbent's on the
-    same seeds (position i = training seed i)."""
+    same seeds (position i = training seed i); `dof` of `seed_spread`, `looks` of the
+    race (see the module)."""
     if not candidate_scores:
         raise ValueError("a candidate needs at least one score")
     if not incumbent_scores:
@@ -141,7 +213,7 @@ def decide(
     cand, inc = list(candidate_scores[:n]), list(incumbent_scores[:n])
     m_cand, m_inc = mean(cand), mean(inc)
     s_cand = spread(list(candidate_scores))
-    need = margin(m_inc, seed_spread, n, episodes, z, min_margin)
+    need = margin(m_inc, seed_spread, n, episodes, z, min_margin, dof, looks)
     gain = m_cand - m_inc
     if cand == inc:
         cheaper = candidate_cpu <= (1.0 - min_cpu_gain) * incumbent_cpu  # False for NaN
@@ -166,6 +238,7 @@ def wants_more_seeds(
     max_repeats: int,
     z: float = 1.645,
     min_margin: float = 0.02,
+    looks: int = 1,
 ) -> bool:
     """Whether a candidate with these scores so far should train on one more seed.
 
@@ -178,5 +251,7 @@ def wants_more_seeds(
         return False
     inc = list(incumbent_scores[:n])
     gain = mean(candidate_scores) - mean(inc)
-    s = pooled_spread([*noise_groups, list(candidate_scores)])
-    return 0.0 < gain <= margin(mean(inc), s, n, episodes, z, min_margin)
+    groups = [*noise_groups, list(candidate_scores)]
+    need = margin(mean(inc), pooled_spread(groups), n, episodes, z, min_margin,
+                  pooled_dof(groups), looks)
+    return 0.0 < gain <= need

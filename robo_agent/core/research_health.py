@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from robo_agent.core.ledger import LedgerRow, best_row
 from robo_agent.core.research_decision import detectable_gain
-from robo_agent.core.research_round import seed_noise
+from robo_agent.core.research_round import seed_dof, seed_noise
 
 LOW_SCORE = 0.05
 HIGH_SCORE = 0.95
@@ -23,13 +23,16 @@ MIN_TIES = 3
 
 
 def smallest_detectable_gain(
-    rows: Sequence[LedgerRow], repeats: int, episodes: int, z: float, min_margin: float
+    rows: Sequence[LedgerRow], repeats: int, episodes: int, z: float, min_margin: float,
+    looks: int = 1,
 ) -> float:
-    """The gain over the incumbent a candidate needs to be kept 4 times out of 5."""
+    """The gain over the incumbent a candidate needs to be kept 4 times out of 5 at
+    `repeats` seeds (`looks`: decisions a race may take)."""
     inc = best_row(list(rows))
     if inc is None or math.isnan(inc.score):
         return math.nan
-    return detectable_gain(inc.score, seed_noise(rows), repeats, episodes, z, min_margin)
+    return detectable_gain(inc.score, seed_noise(rows), repeats, episodes, z, min_margin,
+                           seed_dof(rows), looks)
 
 
 def warnings(rows: Sequence[LedgerRow], budget_steps: int, repeats: int) -> list[str]:

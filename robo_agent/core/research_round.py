@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from robo_agent.core.ledger import LedgerRow, best_row
-from robo_agent.core.research_decision import Decision, decide, mean, pooled_spread, spread
+from robo_agent.core.research_decision import (
+    Decision,
+    decide,
+    mean,
+    pooled_dof,
+    pooled_spread,
+    spread,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,7 @@ class Rules:
     z: float = 1.645
     min_margin: float = 0.02
     min_cpu_gain: float = 0.5
+    looks: int = 1  # decisions a race may take: max_repeats - repeats + 1
 
 
 @dataclass(frozen=True)
@@ -50,10 +58,19 @@ class Outcome:
     failure_line: str = ""  # last line of the failure log (crash/timeout)
 
 
+def _noise_groups(rows: Sequence[LedgerRow], extra: Sequence[Sequence[float]]
+                  ) -> list[Sequence[float]]:
+    return [*(r.scores for r in rows if r.succeeded and len(r.scores) >= 2), *extra]
+
+
 def seed_noise(rows: Sequence[LedgerRow], extra: Sequence[Sequence[float]] = ()) -> float:
     """Pooled within-row seed spread of every scored row (and `extra` score groups)."""
-    groups = [r.scores for r in rows if r.succeeded and len(r.scores) >= 2]
-    return pooled_spread([*groups, *extra])
+    return pooled_spread(_noise_groups(rows, extra))
+
+
+def seed_dof(rows: Sequence[LedgerRow], extra: Sequence[Sequence[float]] = ()) -> int:
+    """Degrees of freedom of `seed_noise` over the same rows and groups."""
+    return pooled_dof(_noise_groups(rows, extra))
 
 
 def _base(o: Outcome) -> dict:
@@ -80,7 +97,8 @@ def record_round(
     reference unless `baseline` is set (then scored outcomes become `baseline` rows).
     """
     inc = None if baseline else best_row(list(history))
-    noise = seed_noise(history, [o.scores for o in outcomes if o.status == "ok"])
+    fresh = [o.scores for o in outcomes if o.status == "ok"]
+    noise, dof = seed_noise(history, fresh), seed_dof(history, fresh)
     decisions: dict[int, Decision] = {}
     if inc is not None:
         inc_scores = inc.scores or [inc.score] * max(inc.repeats, 1)  # rows before per-seed scores
@@ -88,7 +106,7 @@ def record_round(
             if o.status == "ok" and o.scores:
                 decisions[o.trial] = decide(
                     o.scores, inc_scores, noise, rules.episodes, rules.z, rules.min_margin,
-                    o.cpu_seconds, inc.cpu_seconds, rules.min_cpu_gain,
+                    o.cpu_seconds, inc.cpu_seconds, rules.min_cpu_gain, dof, rules.looks,
                 )  # fmt: skip
     winners = [t for t, d in decisions.items() if d.keep]
     winner = max(winners, key=lambda t: decisions[t].candidate_mean, default=None)

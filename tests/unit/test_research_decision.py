@@ -7,13 +7,43 @@ import math
 import pytest
 
 from robo_agent.core.research_decision import (
+    critical_value,
     decide,
     detectable_gain,
     margin,
     noise,
+    pooled_dof,
     pooled_spread,
     spread,
+    student_t_cdf,
+    student_t_quantile,
 )
+
+
+def test_student_t_matches_scipy() -> None:
+    # scipy is not a dependency of core (it comes with panda-gym): the reference only
+    stats = pytest.importorskip("scipy.stats")
+    for dof in [*range(1, 13), 20, 31, 60]:
+        for t in (-2.5, 0.0, 0.3, 1.0, 2.1, 4.0, 12.0):
+            assert student_t_cdf(t, dof) == pytest.approx(stats.t.cdf(t, dof), abs=1e-12)
+        for p in (0.6, 0.9, 0.95, 0.975, 0.9833, 0.995):
+            assert student_t_quantile(p, dof) == pytest.approx(stats.t.ppf(p, dof), rel=1e-9)
+    with pytest.raises(ValueError):
+        student_t_cdf(1.0, 0)
+    with pytest.raises(ValueError):
+        student_t_quantile(0.4, 3)
+
+
+def test_critical_value_is_t_at_the_noise_dof_split_over_looks() -> None:
+    assert critical_value(1.645) == pytest.approx(1.645, abs=1e-9)  # normal, one look
+    assert critical_value(1.645, None, 3) == pytest.approx(2.128, abs=1e-3)  # 5 % / 3
+    assert critical_value(1.645, 4) == pytest.approx(2.132, abs=1e-3)  # t(0.95, 4)
+    assert critical_value(1.645, 4, 3) == pytest.approx(3.186, abs=1e-3)
+    # fewer degrees of freedom, more looks: a higher bar; many dof: back to the normal
+    assert critical_value(1.645, 2) > critical_value(1.645, 4) > critical_value(1.645, 100)
+    assert critical_value(1.645, 10_000) == pytest.approx(1.645, abs=1e-3)
+    assert critical_value(0.0, 3, 3) == 0.0
+    assert pooled_dof([[0.1, 0.3], [0.5], [0.2, 0.2, 0.4]]) == 3
 
 
 def test_spread_is_sample_std() -> None:

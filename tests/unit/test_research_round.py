@@ -7,7 +7,8 @@ import math
 import pytest
 
 from robo_agent.core.ledger import LedgerRow
-from robo_agent.core.research_round import Outcome, Rules, record_round, seed_noise
+from robo_agent.core.research_decision import critical_value
+from robo_agent.core.research_round import Outcome, Rules, record_round, seed_dof, seed_noise
 
 RULES = Rules(episodes=100, z=2.0, min_margin=0.02, min_cpu_gain=0.5)
 
@@ -44,9 +45,32 @@ def test_noise_is_pooled_over_the_ledger_and_the_round() -> None:
     history = _baseline([0.30, 0.10])
     assert seed_noise(history) == pytest.approx(math.sqrt(0.02))
     assert seed_noise(history, [[0.5, 0.5]]) == pytest.approx(0.1)
-    # a gain of 0.25 clears the pooled noise 0.1 (margin 0.2), not the baseline's own 0.14
+    assert seed_dof(history) == 1 and seed_dof(history, [[0.5, 0.5]]) == 2
+    # the margin is Student's t at the pooled 2 degrees of freedom times the pooled noise
+    # 0.1 (not the baseline's own 0.14): 4.5 standard errors, so a gain of 0.25 is not
+    # enough with this little evidence about the noise ...
     (row,) = record_round([_ok(1, [0.45, 0.45])], history, RULES, False)
-    assert row.margin == pytest.approx(0.2) and row.status == "keep"
+    t2 = critical_value(RULES.z, 2)
+    assert t2 == pytest.approx(4.53, abs=0.01)
+    assert row.margin == pytest.approx(t2 * 0.1) and row.status == "discard"
+    # ... with more rows behind the noise estimate (8 degrees of freedom) it is
+    more = history + record_round([_ok(2, [0.2, 0.0, 0.2, 0.0, 0.1, 0.1, 0.1])], history,
+                                  RULES, False)
+    (row,) = record_round([_ok(3, [0.45, 0.45])], more, RULES, False)
+    assert seed_dof(more, [[0.45, 0.45]]) == 8
+    assert row.margin == pytest.approx(critical_value(RULES.z, 8) * seed_noise(
+        more, [[0.45, 0.45]])) and row.status == "keep"
+
+
+def test_racing_looks_raise_the_margin() -> None:
+    # Bonferroni over a race's decisions: 3 looks at 2.3 % each instead of one at 2.3 %
+    history = _baseline([0.30, 0.10, 0.2, 0.2])
+    three = Rules(episodes=100, z=2.0, looks=3)
+    (one_look,) = record_round([_ok(1, [0.45, 0.45])], history, RULES, False)
+    (race,) = record_round([_ok(1, [0.45, 0.45])], history, three, False)
+    assert race.margin / one_look.margin == pytest.approx(
+        critical_value(2.0, 4, 3) / critical_value(2.0, 4))
+    assert race.margin > one_look.margin
 
 
 def test_failures_become_crash_and_timeout_rows_with_their_last_line() -> None:
