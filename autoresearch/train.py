@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import multiprocessing as mp
 import os
@@ -89,8 +88,6 @@ class Config:
     """replay capacity in transitions"""
     log_seconds: float = 5.0
     """print progress at this interval"""
-    keep_checkpoints: bool = False
-    """keep every checkpoint's artifact in out/checkpoints/ with its timings (benchmarks)"""
     n_workers: int = 1
     """sim worker processes for robo_agent tasks (0: in-process SyncVectorEnv); 1 leaves
     the other core of a 2-core machine to the learner"""
@@ -431,23 +428,12 @@ def main() -> None:
         fields = spec_fields_from_env(reward_env, cfg.task, [(k, dims[k]) for k in keys])
         fields["provenance"] = {
             "training_seconds": clock(),
+            # wall-clock since the first env step, time spent saving excluded
+            "training_wall_seconds": began - train_start - save_seconds,
             "env_steps": env_steps,
+            "updates": updates,
             "algorithm": f"SAC+HER ({tag})",
         }
-        if cfg.keep_checkpoints:
-            folder = out / "checkpoints" / f"{env_steps:09d}"
-            write_artifact(folder, model, fields)
-            with open(out / "checkpoints" / "index.jsonl", "a") as index:
-                record = {
-                    "artifact": str(folder),
-                    "env_steps": env_steps,
-                    "updates": updates,
-                    # training wall-clock since the first env step, time spent saving excluded
-                    "train_seconds": began - train_start - save_seconds,
-                    "process_seconds": began - _START,
-                    "cpu_seconds": clock(),
-                }
-                index.write(json.dumps(record) + "\n")
         write_artifact(out / "artifact", model, fields)
         torch.save(
             {"actor": actor.state_dict(), "actor_avg": actor_avg.state_dict(),

@@ -5,8 +5,9 @@
     python bench/train.py --skip-ours      # SB3 only (a diagnostic run; writes no record)
 
 * **ours**: `autoresearch/train.py` (the research baseline) on `--task` (default
-  `robo_agent/PandaReach-v0`), run as a subprocess with `--keep-checkpoints true
-  --checkpoint-seconds C`; afterwards every checkpoint artifact is scored by the frozen
+  `robo_agent/PandaReach-v0`), run as a subprocess with `--checkpoint-seconds C` under
+  `bench/train_checkpoints.py`, which keeps the artifact of every checkpoint with its
+  timings; afterwards every checkpoint artifact is scored by the frozen
   evaluator (onnxruntime) on 50 held-out seeds. Wall time = training wall-clock from the
   first env step to that checkpoint, time spent saving excluded (imports and env
   start-up are listed apart). CPU time = the trainer's own clock at that checkpoint:
@@ -74,16 +75,16 @@ def loadavg() -> list[float]:
 def run_ours(args: argparse.Namespace, work: Path) -> dict:
     from robo_agent.autoresearch.evaluate import evaluate
 
-    # train.py registers only the robo_agent/* ids; for panda-gym's tasks (the same-env
-    # comparison) this runner registers them before running it as __main__
-    launcher = ([sys.executable, args.train_py] if args.task.startswith("robo_agent/") else
-                [sys.executable, "-c", "import sys, runpy, panda_gym; sys.argv = sys.argv[1:]; "
-                 "runpy.run_path(sys.argv[0], run_name='__main__')", args.train_py])  # fmt: skip
+    # train.py registers only the robo_agent/* ids; panda-gym's tasks (the same-env
+    # comparison) are registered by the wrapper, which also keeps every checkpoint
+    register = [] if args.task.startswith("robo_agent/") else ["--register", "panda_gym"]
+    launcher = [sys.executable, str(ROOT / "bench" / "train_checkpoints.py"), *register,
+                args.train_py]
     cmd = [
         *launcher,
         "--task", args.task, "--seed", str(args.seed),
         "--budget-seconds", str(args.budget), "--out", str(work),
-        "--keep-checkpoints", "true", "--checkpoint-seconds", str(args.checkpoint_seconds),
+        "--checkpoint-seconds", str(args.checkpoint_seconds),
         "--log-seconds", "1000",
     ]  # fmt: skip
     started = time.monotonic()

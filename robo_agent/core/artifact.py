@@ -61,8 +61,12 @@ class Provenance(_Strict):
     spread: float | None = None
     evaluation_seeds: list[int] = Field(default_factory=list)
     evaluation_episodes: int = 0
-    training_seconds: float | None = None
+    training_seconds: float | None = Field(
+        default=None, description="CPU seconds of the trainer's process tree at export")
+    training_wall_seconds: float | None = Field(
+        default=None, description="wall-clock from the first env step, saving excluded")
     env_steps: int | None = None
+    updates: int | None = Field(default=None, description="gradient updates")
     algorithm: str = ""
     created_utc: str = ""
 
