@@ -22,7 +22,6 @@ import signal
 import sys
 import threading
 import time
-from array import array
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,7 @@ from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.control_loop import run_control_loop, set_realtime_priority
 from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
 from robo_agent.ros.runner_timing import RunnerTiming
+from robo_agent.ros.serialized_command import SerializedCommand
 
 STATUS_TOPIC = "/robo_agent/policy/status"
 GOAL_TOPIC = "/robo_agent/policy/goal"
@@ -173,7 +173,8 @@ class PolicyRunnerNode(Node):
                                                 ifc.STATUS)
         self._latency = float(p["actuation_latency_ms"]) / 1000.0
         self._delayed: deque[tuple[float, Any]] = deque()
-        self._cmd_msg: JointTrajectory | None = None
+        self._command: SerializedCommand | None = None
+        self._listening = False  # whether a controller subscribes to the command topic
 
         # -- timing figures --------------------------------------------------------------
         self.clock = DeadlineClock(self.period)
@@ -243,21 +244,23 @@ class PolicyRunnerNode(Node):
 
     # -- outputs ---------------------------------------------------------------------------
     def _message(self, q: np.ndarray | None) -> Any:
-        if self.mode == "position":
-            return None if q is None else Float64MultiArray(data=[float(v) for v in q])
-        if q is None:  # an empty trajectory: the controller stops and holds its setpoint
-            msg = JointTrajectory()
+        """The command for positions q (robot order) — serialized bytes, see
+        `serialized_command.py` — or, without q, what stops the controller."""
+        if q is None:
+            if self.mode == "position":
+                return None
+            msg = JointTrajectory()  # an empty trajectory: the controller stops and holds
             msg.joint_names = list(self.spec.joint_names)
             return msg
-        if self._latency > 0:  # a queued message must not change: a new one each time
-            return ifc.trajectory_msg(self.spec.joint_names, [(self.period, q, None)])
-        # one message reused (publish serialises it at once): building a JointTrajectory
-        # in Python costs more than the policy's forward pass
-        if self._cmd_msg is None:
-            self._cmd_msg = ifc.trajectory_msg(self.spec.joint_names, [(self.period, q, None)])
-        else:
-            self._cmd_msg.points[0].positions = array("d", np.asarray(q, np.float64).tobytes())
-        return self._cmd_msg
+        if self._command is None:
+            if self.mode == "position":
+                self._command = SerializedCommand(
+                    Float64MultiArray(), lambda m, v: setattr(m, "data", v.tolist()), len(q))
+            else:
+                self._command = SerializedCommand(
+                    ifc.trajectory_msg(self.spec.joint_names, [(self.period, q, None)]),
+                    lambda m, v: setattr(m.points[0], "positions", v.tolist()), len(q))
+        return self._command.encode(q)
 
     def _publish(self, msg: Any) -> None:
         if msg is None:
@@ -305,8 +308,9 @@ class PolicyRunnerNode(Node):
             q, qd, age, stamp = self.measured()
             if q is not None:
                 self.timing.state_read(t_read)
-            if q is not None and not self.dry_run \
-                    and self.pub_cmd.get_subscription_count() == 0:
+            if q is not None and not self.dry_run and not self._listening:
+                self._listening = self.pub_cmd.get_subscription_count() > 0
+            if q is not None and not self.dry_run and not self._listening:
                 # a command nobody receives is lost silently: hold until one listens
                 step = self.loop.block("no_controller", f"no controller is listening on "
                                        f"{self.command_topic}; is it running?")
@@ -314,6 +318,10 @@ class PolicyRunnerNode(Node):
                 self.timing.controller_listens(t_read)
                 step = self.loop.step(t_read, q, qd, age, self.estopped)
             self._apply(step, q, stamp, t_read)
+            if not self.dry_run:
+                # for the next tick, checked after this one's publish: a call into the
+                # middleware that costs 0.02-0.07 ms right after the thread wakes up
+                self._listening = self.pub_cmd.get_subscription_count() > 0
         if self.loop.state != self._last_state:  # published after this tick (control_loop)
             self._last_state = self.loop.state
             self._status_due = True
