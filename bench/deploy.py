@@ -207,7 +207,8 @@ def run_rate(bench: Bench, artifact: Path, rate: float, seconds: float, domain: 
                     "compute_ms_p50", "compute_ms_p99", "obs_to_command_ms_p50",
                     "obs_to_command_ms_p99", "command_jitter_ms_p99", "phase_locked",
                     "startup_to_first_state_s", "startup_to_controller_s",
-                    "startup_to_first_command_s", "first_command_monotonic_s")}
+                    "startup_to_first_command_s", "first_command_monotonic_s",
+                    "state_waits", "state_wait_misses")}
     # goal 3: process start -> first command published (the runner's own time.monotonic(),
     # one clock machine-wide); received here is later by this process's DDS discovery of
     # the new runner, which can wait for Fast DDS's next periodic announcement (~3 s)
@@ -224,8 +225,10 @@ ROWS = [
                  "receive time (control step p50 {compute_p50_100_ms} ms, p99 "
                  "{compute_p99_100_ms} ms at 100 Hz; 500 Hz: {compute_p50_500_ms} / "
                  "{compute_p99_500_ms} ms); ticks phase-locked to the 1 kHz states: "
-                 "{phase_locked_500}; realtime_priority {realtime_priority}; fed arm "
-                 "{motion}; feeder jitter p99 {feeder_jitter_p99_ms} ms",
+                 "{phase_locked_500}; a late state waited for in {state_waits_total} ticks "
+                 "({state_wait_misses_total} in vain); realtime_priority "
+                 "{realtime_priority}; fed arm {motion}; feeder jitter p99 "
+                 "{feeder_jitter_p99_ms} ms",
      "check": ["obs_to_cmd_p99_max_ms", "<=", 1.0]},
     {"id": "deploy 2", "goal": "loop: 0 missed at 100 Hz; ≥ 0.98 of 500 Hz with jitter p99 "
                                "≤ 0.5 ms",
@@ -258,6 +261,9 @@ def summary_figures(results: dict[str, dict]) -> dict[str, float]:
             f"compute_p50_{rate}_ms": round(run["compute_ms_p50"], 2),
             f"compute_p99_{rate}_ms": round(run["compute_ms_p99"], 2),
             f"obs_to_cmd_p99_{rate}_ms": round(run["obs_to_command_ms_p99"], 2),
+            f"obs_to_cmd_p50_{rate}_ms": round(run["obs_to_command_ms_p50"], 2),
+            f"state_waits_{rate}": int(run.get("state_waits", 0)),
+            f"state_wait_misses_{rate}": int(run.get("state_wait_misses", 0)),
             f"rss_{rate}_mb": round(run["rss_mb"], 1),
             f"startup_{rate}_s": round(run["startup_to_first_command_s"], 2),
             f"startup_received_{rate}_s": round(run["startup_to_first_command_received_s"], 2),
@@ -266,6 +272,9 @@ def summary_figures(results: dict[str, dict]) -> dict[str, float]:
         })
     out["obs_to_cmd_p99_max_ms"] = max(v for k, v in out.items()
                                        if k.startswith("obs_to_cmd_p99_"))
+    out["state_waits_total"] = sum(v for k, v in out.items() if k.startswith("state_waits_"))
+    out["state_wait_misses_total"] = sum(v for k, v in out.items()
+                                         if k.startswith("state_wait_misses_"))
     out["rss_max_mb"] = max(v for k, v in out.items() if k.startswith("rss_"))
     out["startup_max_s"] = max(out[f"startup_{rate}_s"] for rate in results)
     out["startup_received_max_s"] = max(out[f"startup_received_{rate}_s"] for rate in results)
@@ -317,7 +326,9 @@ def main() -> int:
                       f"{ref['jitter_ms_p99']:.3f} ms | compute p50/p99 "
                       f"{runner['compute_ms_p50']:.3f}/{runner['compute_ms_p99']:.3f} ms, "
                       f"arrival->publish p50/p99 {runner['obs_to_command_ms_p50']:.3f}/"
-                      f"{runner['obs_to_command_ms_p99']:.3f} ms | RSS "
+                      f"{runner['obs_to_command_ms_p99']:.3f} ms (late states waited for "
+                      f"{runner.get('state_waits', 0):.0f}, in vain "
+                      f"{runner.get('state_wait_misses', 0):.0f}) | RSS "
                       f"{runner['rss_mb']:.0f} MB, start->first command "
                       f"{runner['startup_to_first_command_s']:.2f} s", flush=True)
         finally:

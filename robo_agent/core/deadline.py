@@ -179,6 +179,15 @@ class PhaseLock:
         ratio = self.period / self.input_period
         return ratio >= 1 - self.tolerance and abs(ratio - round(ratio)) <= self.tolerance * ratio
 
+    def overdue(self, t: float) -> bool:
+        """Whether, locked, the input this tick is aligned to has not arrived by time t:
+        the last one is more than half an input period older than `lead` (and the stream
+        has not paused: then there is nothing to wait for)."""
+        if not self.locked or self.last_arrival is None or self.input_period is None:
+            return False
+        age = t - self.last_arrival
+        return self.lead + self.input_period / 2 < age <= self.lead + 2 * self.input_period
+
     def correction(self, t_tick: float) -> float:
         """s to move the next deadline by (negative: earlier), given this tick's time."""
         if not self.locked or self.last_arrival is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Protocol
 
 from rclpy.executors import Executor
@@ -34,7 +35,10 @@ STATUS_ROOM_S = 0.0008
 class ControlNode(Protocol):
     clock: DeadlineClock
     finished: threading.Event
+    state_wait: float  # s a tick may wait for an overdue state (0: never)
 
+    def state_overdue(self, now: float) -> bool: ...
+    def state_waited(self, arrived: bool) -> None: ...
     def control_tick(self) -> None: ...
     def status_due(self, room: float) -> bool: ...
     def publish_status(self) -> None: ...
@@ -60,6 +64,22 @@ def set_realtime_priority(priority: int) -> str | None:
     return None
 
 
+def _wait_for_overdue_state(node: ControlNode, executor: Executor) -> None:
+    """When the state this tick is phase-locked to is late (the middleware's delivery
+    has a tail), wait up to `node.state_wait` for it rather than compute from the one
+    before, a whole input period older."""
+    if node.state_wait <= 0 or not node.state_overdue(time.perf_counter()):
+        return
+    until = time.perf_counter() + node.state_wait
+    while node.state_overdue(time.perf_counter()):
+        left = until - time.perf_counter()
+        if left <= 0:
+            node.state_waited(arrived=False)
+            return
+        executor.spin_once(timeout_sec=left)
+    node.state_waited(arrived=True)
+
+
 def run_control_loop(node: ControlNode, executor: Executor, stop: threading.Event,
                      exit_when_done: bool, realtime: bool = False) -> None:
     """Until `stop`, rclpy shuts down, or (with `exit_when_done`) the run finishes."""
@@ -77,6 +97,7 @@ def run_control_loop(node: ControlNode, executor: Executor, stop: threading.Even
             continue
         clock.sleep_to_deadline()
         executor.spin_once(timeout_sec=0)  # a state that arrived meanwhile, if any
+        _wait_for_overdue_state(node, executor)
         node.control_tick()
         if node.finished.is_set() and exit_when_done:
             break

@@ -82,6 +82,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "realtime_priority": (0, "SCHED_FIFO priority 1-99 for the control thread (0 = normal "
                           "scheduling; a robot launch sets 50 like ros2_control)"),
     "phase_lead": (0.0002, "s after a /joint_states arrival that a phase-locked tick runs"),
+    "state_wait": (0.0003, "s a phase-locked tick may wait for a /joint_states that is late"),
 }
 
 
@@ -180,6 +181,7 @@ class PolicyRunnerNode(Node):
         self.clock = DeadlineClock(self.period)
         lead = min(max(float(p["phase_lead"]), 0.0), self.period / 2)
         self.phase = PhaseLock(self.period, lead)
+        self.state_wait = min(max(float(p["state_wait"]), 0.0), self.period / 4)
         self.timing = RunnerTiming(self.clock, self.phase)
         self.interrupted = threading.Event()
         self.finished = threading.Event()
@@ -329,6 +331,13 @@ class PolicyRunnerNode(Node):
             self.finished.set()
         self.clock.advance()
         self.clock.shift(self.phase.correction(t_tick))
+
+    def state_overdue(self, now: float) -> bool:
+        return self.phase.overdue(now)
+
+    def state_waited(self, arrived: bool) -> None:
+        self.timing.state_waits += 1
+        self.timing.state_wait_misses += not arrived
 
     def status_due(self, room: float) -> bool:
         """Time for a status (on a change of state, else at 5 Hz), given `room` s to spare

@@ -25,6 +25,8 @@ class RunnerTiming:
         self.controller: float | None = None  # when a controller first listened
         self.first_command: float | None = None
         self.estop_reaction: float | None = None  # s from the e-stop's arrival to the hold
+        self.state_waits = 0  # ticks that waited for an overdue state
+        self.state_wait_misses = 0  # ... and went on without it
 
     def state_read(self, t: float) -> None:
         if self.first_state is None:
@@ -52,6 +54,8 @@ class RunnerTiming:
         if self.command_jitter.count > 10:  # the commands' own: the tick's plus the compute's
             out["command_jitter_ms_p99"] = self.command_jitter.percentile(99) * 1000
         out["phase_locked"] = float(self.phase.locked)
+        out["state_waits"] = float(self.state_waits)
+        out["state_wait_misses"] = float(self.state_wait_misses)
         if self.compute.count:
             out.update(compute_ms_p50=self.compute.percentile(50) * 1000,
                        compute_ms_p99=self.compute.percentile(99) * 1000,

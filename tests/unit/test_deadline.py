@@ -79,6 +79,20 @@ def test_late_inputs_do_not_drag_the_rate() -> None:
     assert abs((times[-1] - times[500]) / (len(times) - 501) - 0.002) < 0.002 * 0.001
 
 
+def test_an_input_is_overdue_only_between_half_a_period_late_and_a_pause() -> None:
+    lock, _, _ = _locked_run(0.002, 0.001, 600)
+    last = lock.last_arrival
+    assert last is not None and lock.input_period is not None
+    ts = lock.input_period
+    assert not lock.overdue(last + 0.0002)  # on time: the tick reads the newest input
+    assert not lock.overdue(last + 0.0002 + 0.4 * ts)
+    assert lock.overdue(last + 0.0002 + 0.6 * ts)  # the next one should be here by now
+    assert lock.overdue(last + 0.0002 + 1.9 * ts)
+    assert not lock.overdue(last + 0.0002 + 2.5 * ts)  # paused: nothing to wait for
+    free, _, _ = _locked_run(0.002, 0.01, 300)  # not locked: never overdue
+    assert not free.overdue(free.last_arrival + 0.008)
+
+
 def test_no_lock_on_a_slower_or_incommensurate_stream_or_a_paused_one() -> None:
     for input_period in (1 / 300, 0.01):
         lock, times, _ = _locked_run(0.002, input_period, 300)
