@@ -22,7 +22,6 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +47,10 @@ from robo_agent.core.safety import SafetyEnvelope
 from robo_agent.core.safety_policy import SafetyPolicyError, load_policy
 from robo_agent.core.tools import ToolError
 from robo_agent.ros import interfaces as ifc
+from robo_agent.ros.command_out import CommandOut
 from robo_agent.ros.control_loop import run_control_loop, set_realtime_priority
 from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
 from robo_agent.ros.runner_timing import RunnerTiming
-from robo_agent.ros.serialized_command import SerializedCommand
 
 STATUS_TOPIC = "/robo_agent/policy/status"
 GOAL_TOPIC = "/robo_agent/policy/goal"
@@ -172,9 +171,8 @@ class PolicyRunnerNode(Node):
         self.pub_cmd = self.create_publisher(msg_type, self.command_topic, ifc.COMMANDS)
         self.pub_status = self.create_publisher(DiagnosticArray, str(p["status_topic"]),
                                                 ifc.STATUS)
-        self._latency = float(p["actuation_latency_ms"]) / 1000.0
-        self._delayed: deque[tuple[float, Any]] = deque()
-        self._command: SerializedCommand | None = None
+        self.out = CommandOut(self.pub_cmd, self.mode, self.spec.joint_names, self.period,
+                              float(p["actuation_latency_ms"]) / 1000.0)
         self._listening = False  # whether a controller subscribes to the command topic
 
         # -- timing figures --------------------------------------------------------------
@@ -245,53 +243,19 @@ class PolicyRunnerNode(Node):
             return self._q.copy(), self._qd.copy(), time.monotonic() - self._stamp, self._stamp
 
     # -- outputs ---------------------------------------------------------------------------
-    def _message(self, q: np.ndarray | None) -> Any:
-        """The command for positions q (robot order) — serialized bytes, see
-        `serialized_command.py` — or, without q, what stops the controller."""
-        if q is None:
-            if self.mode == "position":
-                return None
-            msg = JointTrajectory()  # an empty trajectory: the controller stops and holds
-            msg.joint_names = list(self.spec.joint_names)
-            return msg
-        if self._command is None:
-            if self.mode == "position":
-                self._command = SerializedCommand(
-                    Float64MultiArray(), lambda m, v: setattr(m, "data", v.tolist()), len(q))
-            else:
-                self._command = SerializedCommand(
-                    ifc.trajectory_msg(self.spec.joint_names, [(self.period, q, None)]),
-                    lambda m, v: setattr(m.points[0], "positions", v.tolist()), len(q))
-        return self._command.encode(q)
-
-    def _publish(self, msg: Any) -> None:
-        if msg is None:
-            return
-        if self._latency > 0:
-            self._delayed.append((time.monotonic() + self._latency, msg))
-        else:
-            self.pub_cmd.publish(msg)
-
-    def _flush_delayed(self) -> None:
-        now = time.monotonic()
-        while self._delayed and self._delayed[0][0] <= now:
-            self.pub_cmd.publish(self._delayed.popleft()[1])
-
     def hold_at_measured(self) -> None:
         """One hold command at the measured pose (or an empty trajectory without state)."""
         q, _, age, _ = self.measured()
         fresh = q is not None and age is not None and age <= 2 * self.period
-        msg = self._message(q if fresh else None)
-        if msg is not None:
-            self.pub_cmd.publish(msg)
+        self.out.send_now(q if fresh else None)
 
     def _apply(self, step: Step, q: np.ndarray | None, stamp: float, t_read: float) -> None:
         if step.kind == "command":
-            self._publish(self._message(step.command))
+            self.out.send(step.command)
             self.timing.command_sent(t_read, stamp)
         elif step.kind == "hold":
             fresh = step.state != "holding" or self.loop.stats.guard == "nan_action"
-            self._publish(self._message(q if fresh else None))
+            self.out.send(q if fresh else None)
             if step.state == "estopped" and self._estop_at is not None:
                 self.timing.estop_reaction = time.monotonic() - self._estop_at
             self.get_logger().warning(f"{step.state}: {step.reason}")
@@ -304,30 +268,31 @@ class PolicyRunnerNode(Node):
         if not self._running or self.interrupted.is_set():
             return
         t_tick = self.clock.tick()
-        self._flush_delayed()
+        self.out.flush()
         if self.has_goal and not self.loop.finished:
             t_read = time.monotonic()
             q, qd, age, stamp = self.measured()
             if q is not None:
                 self.timing.state_read(t_read)
             if q is not None and not self.dry_run and not self._listening:
-                self._listening = self.pub_cmd.get_subscription_count() > 0
+                self._listening = self.out.listened()
             if q is not None and not self.dry_run and not self._listening:
                 # a command nobody receives is lost silently: hold until one listens
                 step = self.loop.block("no_controller", f"no controller is listening on "
                                        f"{self.command_topic}; is it running?")
             else:
-                self.timing.controller_listens(t_read)
+                if q is not None:  # (the first state read with a controller listening)
+                    self.timing.controller_listens(t_read)
                 step = self.loop.step(t_read, q, qd, age, self.estopped)
             self._apply(step, q, stamp, t_read)
             if not self.dry_run:
                 # for the next tick, checked after this one's publish: a call into the
                 # middleware that costs 0.02-0.07 ms right after the thread wakes up
-                self._listening = self.pub_cmd.get_subscription_count() > 0
+                self._listening = self.out.listened()
         if self.loop.state != self._last_state:  # published after this tick (control_loop)
             self._last_state = self.loop.state
             self._status_due = True
-        if self.loop.finished and not self._delayed:
+        if self.loop.finished and not self.out.pending:
             self.finished.set()
         self.clock.advance()
         self.clock.shift(self.phase.correction(t_tick))

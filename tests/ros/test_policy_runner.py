@@ -79,8 +79,9 @@ class Feeder:
         if publish:
             self.node.create_timer(0.004, self._publish)  # 250 Hz, like sim_robot
         else:  # a real sim_robot publishes; record its measured pose
+            # deep history: a busy test process must not lose a pose it pairs commands with
             self.node.create_subscription(JointState, "/joint_states", self._on_state,
-                                          ifc.STATES)
+                                          RECORD_QOS)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
@@ -173,6 +174,11 @@ def assert_steps_bounded(records: list[tuple[float, np.ndarray, Any]], slack: fl
         if q is not None:
             seen = (sim.poses_before(t, 2 * DT + 0.005) if sim else []) or [measured]
             step = min(float(np.max(np.abs(q - m))) for m in seen)
+            if step > STEP_BOUND + slack + 1e-9 and sim is not None:
+                with sim.lock:  # what the sim published around it: (age s, distance rad)
+                    near = [(round(t - ts, 4), round(float(np.max(np.abs(q - m))), 4))
+                            for ts, m in sim.history if t - 0.2 <= ts <= t + 0.05]
+                raise AssertionError(f"command {step:.4f} rad from measured; poses: {near}")
             assert step <= STEP_BOUND + slack + 1e-9, f"command {step:.4f} rad from measured"
 
 

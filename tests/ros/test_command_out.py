@@ -11,7 +11,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from robo_agent.core.robot_spec import load_robot
 from robo_agent.ros import interfaces as ifc
-from robo_agent.ros.serialized_command import SerializedCommand
+from robo_agent.ros.command_out import SerializedCommand
 
 
 def test_trajectory_bytes_decode_to_the_built_message() -> None:
