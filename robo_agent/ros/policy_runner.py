@@ -249,13 +249,18 @@ class PolicyRunnerNode(Node):
         fresh = q is not None and age is not None and age <= 2 * self.period
         self.out.send_now(q if fresh else None)
 
-    def _apply(self, step: Step, q: np.ndarray | None, stamp: float, t_read: float) -> None:
+    def _apply(self, step: Step, q: np.ndarray | None, age: float | None, stamp: float,
+               t_read: float) -> None:
         if step.kind == "command":
             self.out.send(step.command)
             self.timing.command_sent(t_read, stamp)
         elif step.kind == "hold":
-            fresh = step.state != "holding" or self.loop.stats.guard == "nan_action"
-            self.out.send(q if fresh else None)
+            # at the measured pose only when that pose is trustworthy and recent (an
+            # e-stop or the goal can come while /joint_states is stale: holding at an old
+            # pose would be a jump); otherwise the controller holds its own setpoint
+            trusted = step.state != "holding" or self.loop.stats.guard == "nan_action"
+            recent = age is not None and age <= self.loop.cfg.stale_periods * self.period
+            self.out.send(q if trusted and recent else None)
             if step.state == "estopped" and self._estop_at is not None:
                 self.timing.estop_reaction = time.monotonic() - self._estop_at
             self.get_logger().warning(f"{step.state}: {step.reason}")
@@ -284,7 +289,7 @@ class PolicyRunnerNode(Node):
                 if q is not None:  # (the first state read with a controller listening)
                     self.timing.controller_listens(t_read)
                 step = self.loop.step(t_read, q, qd, age, self.estopped)
-            self._apply(step, q, stamp, t_read)
+            self._apply(step, q, age, stamp, t_read)
             if not self.dry_run:
                 # for the next tick, checked after this one's publish: a call into the
                 # middleware that costs 0.02-0.07 ms right after the thread wakes up

@@ -308,7 +308,7 @@ def test_state_missing_a_joint_never_starts(feeder: Feeder, domain: int, ros_pro
 
 
 @pytest.mark.slow
-def test_stale_state_holds_and_resumes_without_a_jump(
+def test_stale_state_holds_and_an_estop_then_holds_without_a_pose(
         feeder: Feeder, domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
     proc = runner(ros_process, domain, tmp_path, artifacts["constant"])
     assert feeder.wait(lambda: len(feeder.sent(TRAJ)) > 5), proc.output()
@@ -320,6 +320,26 @@ def test_stale_state_holds_and_resumes_without_a_jump(
     silent = feeder.sent(TRAJ)[n:]
     assert not silent, "commands sent while /joint_states was stale"
     assert positions(feeder.sent(TRAJ)[n - 1][2]) is None  # the hold was an empty trajectory
+    # an e-stop while the state is stale: its hold is an empty trajectory too, never a
+    # position at the last (old) pose
+    feeder.pub_estop.publish(Bool(data=True))
+    assert feeder.wait(lambda: feeder.last_status().get("state") == "estopped", 5)
+    time.sleep(0.2)
+    after = feeder.sent(TRAJ)[n:]
+    assert after and all(positions(m) is None for _, _, m in after), after
+    assert finish(proc) == 1, proc.output()  # a run ended by the e-stop is not a success
+    feeder.pub_estop.publish(Bool(data=False))
+
+
+@pytest.mark.slow
+def test_stale_state_resumes_without_a_jump(
+        feeder: Feeder, domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
+    proc = runner(ros_process, domain, tmp_path, artifacts["constant"])
+    assert feeder.wait(lambda: len(feeder.sent(TRAJ)) > 5), proc.output()
+    feeder.mode = "silent"
+    assert feeder.wait(lambda: feeder.last_status().get("last_guard") == "stale_state", 5)
+    time.sleep(0.3)
+    n = len(feeder.sent(TRAJ))
     feeder.mode = "normal"
     assert feeder.wait(lambda: len(feeder.sent(TRAJ)) > n + 5)
     assert_steps_bounded(feeder.sent(TRAJ))
