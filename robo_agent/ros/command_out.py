@@ -3,9 +3,10 @@
 A position command is kept serialized: each tick writes only the new positions' bytes.
 
 `Publisher.publish` of a message object converts it to its C form and serializes it on
-every call; for a `JointTrajectory` (joint names, one point) that is most of the
-runner's publish cost right after the control thread wakes up (measured in-process: a
-message publish 0.11-0.21 ms p50 after a 4 ms sleep, the same command as bytes 0.09 ms).
+every call; for a `JointTrajectory` (joint names, one point) that is a good part of the
+runner's publish cost right after the control thread wakes up (an in-process check
+during development, not a benchmark: p50 0.11-0.21 ms for the message after a 4 ms
+sleep, 0.09 ms for the same command as bytes).
 The command's layout never changes between ticks — same joint names, same
 `time_from_start`, an unstamped header — so the message is serialized once with
 sentinel positions, the sentinel's offset found in the CDR bytes, and every command is
