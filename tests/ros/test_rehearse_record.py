@@ -48,8 +48,10 @@ def test_rehearsal_frames_show_the_arm_moving(artifact: Path, tmp_path: Path) ->
     assert n == len(frames) and 15 <= n <= 150, result["recording"]
     assert all(f.shape == (72, 96, 3) for f in frames)
     for f in (frames[0], frames[-1]):
+        # a blank frame (the EGL plugin's one uniform colour on a GPU-less machine) has 1;
+        # the scene at 96x72 has 48-75, fewer the more of the view the arm covers
         colours = len(np.unique(f.reshape(-1, 3), axis=0))
-        assert colours >= 50, f"{colours} colours: a blank frame, not the scene"
+        assert colours >= 10, f"{colours} colours: a blank frame, not the scene"
         assert f.std() > 10
     changed = np.abs(frames[-1].astype(int) - frames[0].astype(int)).max(axis=2) > 30
     assert changed.mean() > 0.005, "the arm did not move between the first and last frame"
