@@ -11,6 +11,11 @@ import time
 from pathlib import Path
 
 
+def _to_stderr(*parts: object) -> None:
+    """Progress lines when stdout carries the one JSON object (`--json`)."""
+    print(*parts, file=sys.stderr)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("deploy", help="run a policy artifact on the arm (policy_runner, "
                        "foreground; Ctrl-C holds and exits)")
@@ -105,7 +110,7 @@ def _cmd_rehearse(args: argparse.Namespace) -> int:
     try:
         result = rehearse(args.artifact, args.episodes, args.latency_ms,
                           args.command_interface,
-                          log=(lambda *_: None) if args.json else print, record=args.record,
+                          log=_to_stderr if args.json else print, record=args.record,
                           record_fps=args.record_fps, record_size=args.record_size)
     except (ArtifactError, RecordError) as err:
         print(f"robo-agent rehearse: {err}", file=sys.stderr)
