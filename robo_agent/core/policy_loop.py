@@ -152,6 +152,14 @@ class PolicyLoop:
             values.update(objects)
         return assemble_observation(self.layout, values, self.goal)
 
+    def warm(self, q: np.ndarray, qd: np.ndarray) -> None:
+        """This tick's computation on a state, discarded: the observation and the policy's
+        action, and nothing changes (no reference, no statistics, no state). Run shortly
+        before a tick at a low control rate, it brings the policy's weights and code back
+        into the CPU caches that the idle stretch of a long period lost to other work."""
+        if not self.finished and np.isfinite(q).all() and np.isfinite(qd).all():
+            self.act(self.observation(q, qd))
+
     # -- one tick ----------------------------------------------------------------------------
     def step(self, now: float, q: np.ndarray | None, qd: np.ndarray | None,
              state_age: float | None, estopped: bool, gripper_width: float | None = None,

@@ -316,6 +316,12 @@ class SafetyEnvelope:
             raise self.refuse(tool, "refused", v.message, v.limit, link=v.link, point=v.point,
                               path_fraction=v.fraction)
 
+    def stream_covered(self, q_now: np.ndarray, q_cmd: np.ndarray) -> bool:
+        """Whether the last measured clear region covers the straight path q_now -> q_cmd;
+        a pure test (no refusal, no audit, no re-centring), the first thing a streamed
+        command's check asks (`_check_path`)."""
+        return self._clear is not None and self._clear.covers(q_now, q_cmd)
+
     def check_stream_command(self, source: str, q_now: np.ndarray, q_cmd: np.ndarray,
                              dt: float) -> np.ndarray:
         """One streaming position command (the policy runner, up to 500 Hz): the command

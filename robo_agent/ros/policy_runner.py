@@ -50,39 +50,12 @@ from robo_agent.ros import interfaces as ifc
 from robo_agent.ros.command_out import CommandOut
 from robo_agent.ros.control_loop import run_control_loop, set_realtime_priority
 from robo_agent.ros.policy_goal import goal_from_param, goal_from_pose
+from robo_agent.ros.runner_params import PARAMETERS
 from robo_agent.ros.runner_timing import RunnerTiming
 
-STATUS_TOPIC = "/robo_agent/policy/status"
-GOAL_TOPIC = "/robo_agent/policy/goal"
 STATUS_PERIOD_S = 0.2  # status at 5 Hz, and at once on a change of state
 LEVEL = {"idle": 0, "ramping": 0, "running": 0, "done": 0, "holding": 1, "refused": 2,
          "estopped": 2}
-
-PARAMETERS: dict[str, tuple[object, str]] = {
-    "artifact": ("", "policy artifact folder (policy.onnx + policy.json)"),
-    "robot": ("", "robot description name or YAML path ('' = the artifact's robot)"),
-    "goal": ("", "[x, y, z] in the robot base frame, m ('' = wait for goal_topic)"),
-    "goal_topic": (GOAL_TOPIC, "geometry_msgs/PoseStamped goals in the robot base frame"),
-    "rate_hz": (0.0, "control rate, Hz (0 = the artifact's control rate)"),
-    "max_duration": (0.0, "s from the first command until the runner stops (0 = none)"),
-    "dry_run": (False, "true: commands go to /robo_agent/preview/<topic> only"),
-    "safety": ("", "safety policy name in config/safety or a YAML path ('' = default)"),
-    "rehearsal_required": (False, "refuse an artifact without a passing rehearsal.json"),
-    "command_interface": ("trajectory", "'trajectory' (JointTrajectory to the arm "
-                          "controller) or 'position' (Float64MultiArray to the position one)"),
-    "joint_states_topic": (ifc.JOINT_STATES_TOPIC, "JointState input (joints matched by name)"),
-    "estop_topic": (ifc.ESTOP_TOPIC, "latched std_msgs/Bool e-stop"),
-    "status_topic": (STATUS_TOPIC, "diagnostic_msgs/DiagnosticArray status output"),
-    "ramp_time": (0.2, "s of soft start: actions scale from 0 to 1"),
-    "success_steps": (3, "control steps within the success radius that end the run"),
-    "actuation_latency_ms": (0.0, "extra delay before each command is published (rehearsal)"),
-    "audit_log": ("", "JSONL audit log ('' = ~/.ros/robo_agent/audit.jsonl)"),
-    "exit_when_done": (True, "exit the process when the run ends (done/refused/e-stop)"),
-    "realtime_priority": (0, "SCHED_FIFO priority 1-99 for the control thread (0 = normal "
-                          "scheduling; a robot launch sets 50 like ros2_control)"),
-    "phase_lead": (0.0002, "s after a /joint_states arrival that a phase-locked tick runs"),
-    "state_wait": (0.0003, "s a phase-locked tick may wait for a /joint_states that is late"),
-}
 
 
 class RunnerRefused(ValueError):
@@ -180,6 +153,7 @@ class PolicyRunnerNode(Node):
         lead = min(max(float(p["phase_lead"]), 0.0), self.period / 2)
         self.phase = PhaseLock(self.period, lead)
         self.state_wait = min(max(float(p["state_wait"]), 0.0), self.period / 4)
+        self.warm_lead = min(max(float(p["warm_lead"]), 0.0), self.period / 2)
         self.timing = RunnerTiming(self.clock, self.phase)
         self.interrupted = threading.Event()
         self.finished = threading.Event()
@@ -266,6 +240,21 @@ class PolicyRunnerNode(Node):
             self.get_logger().warning(f"{step.state}: {step.reason}")
             self.audit.record(SOURCE, "refused" if step.state in ("holding", "estopped")
                               else "allowed", f"hold: {step.reason}", self.loop.stats.guard)
+
+    def warm_up(self) -> None:
+        """The coming tick's computation on the latest state, discarded (`control_loop`
+        calls it `warm_lead` s before a tick): observation, policy, the envelope's
+        clearance test and the command's encoding, so that the tick finds them in the
+        CPU caches. Publishes nothing and changes no decision."""
+        if not self.has_goal or self.loop.finished:
+            return
+        q, qd, _, _ = self.measured()
+        if q is None or qd is None:
+            return
+        self.loop.warm(q, qd)
+        self.envelope.stream_covered(q, q if self.loop.ref is None else self.loop.ref)
+        if np.isfinite(q).all():
+            self.out.message(q)  # the next command overwrites every position byte
 
     # -- control step (called by `main` on the executor's thread) --------------------------
     def control_tick(self) -> None:

@@ -72,4 +72,5 @@ class RunnerTiming:
             # CLOCK_MONOTONIC is one clock for every process of the machine: a launcher
             # measures process start -> first command published from its own reading
             out["first_command_monotonic_s"] = self.first_command
+            out["created_monotonic_s"] = self.t_created
         return out

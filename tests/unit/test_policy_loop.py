@@ -160,3 +160,29 @@ def test_paired_statistics() -> None:
     assert 0.55 < lo < 0.6 and 0.98 < hi <= 1.0
     s = paired_summary([True, True, False, True], [True, True, True, True])
     assert s["parity"] == 0.75 and s["only_direct"] == 1 and s["only_ros"] == 0
+
+
+def test_warm_runs_the_policy_and_changes_nothing() -> None:
+    """The runner's cache warm-up before a tick: the policy sees the tick's observation,
+    and the next real step decides exactly what it would have without the warm-up."""
+    seen: list[np.ndarray] = []
+
+    def act(obs: dict[str, np.ndarray]) -> np.ndarray:
+        seen.append(obs["observation"].copy())
+        return np.full(7, 0.5)
+
+    warmed, plain = _loop(act), _loop(act)
+    q = ROBOT.home_array
+    for k in range(4):
+        qk = q + 0.01 * k
+        warmed.warm(qk, np.zeros(7))
+        assert len(seen) == 3 * k + 1
+        assert warmed.stats.steps == k and warmed.state == ("idle" if k == 0 else "ramping")
+        a = warmed.step(k * DT, qk, np.zeros(7), 0.001, False)
+        b = plain.step(k * DT, qk, np.zeros(7), 0.001, False)
+        # the warm-up saw the observation both loops' steps see
+        assert np.array_equal(seen[-3], seen[-2]) and np.array_equal(seen[-2], seen[-1])
+        assert a.kind == b.kind == "command" and np.array_equal(a.command, b.command)
+        assert np.array_equal(warmed.ref, plain.ref)
+    warmed.warm(q, np.full(7, np.nan))  # a bad state: nothing runs
+    assert len(seen) == 12
