@@ -7,10 +7,11 @@
    deadlines, period jitter p99 (goals: 0 missed at 100 Hz; >= 0.98 of 500 Hz with jitter
    p99 <= 0.5 ms), next to a bare Python deadline loop (no ROS, no policy) at the same
    rate in this process as the reference (load from others cancels out in the ratio);
-3. `policy_runner` RSS (goal <= 300 MB) and process start -> first command received
-   (goal <= 2 s).
+3. `policy_runner` RSS (goal <= 300 MB) and process start -> first command published
+   (goal <= 2 s), at each rate and over `--starts` restarts, each right after the last
+   runner exited (split into the node's build and the DDS discovery after it).
 
-    python bench/deploy.py [--seconds 60] [--rates 100 250 500]
+    python bench/deploy.py [--seconds 60] [--rates 100 250 500] [--starts 10]
 
 The runner runs as its own process in a private ROS domain, with `realtime_priority`
 (`--realtime-priority`, default 50 as `policy.launch.xml` sets it; 0 = normal
@@ -248,15 +249,20 @@ ROWS = [
      "check": ["goal_2_met", ">=", 1]},
     {"id": "deploy 3", "goal": "`policy_runner` RSS ≤ 300 MB; start → first command ≤ 2 s",
      "measured": "**{rss_max_mb:.0f} MB**; process start → first command published "
-                 "{startup_100_s} / {startup_250_s} / {startup_500_s} s (received by the "
-                 "bench's subscriber, after its discovery of the new process: up to "
-                 "{startup_received_max_s} s)",
+                 "{startup_100_s} / {startup_250_s} / {startup_500_s} s (node built "
+                 "(imports, artifact, kinematics) within {startup_node_built_max_s} s, the "
+                 "rest DDS discovery; received by the bench's subscriber, after its "
+                 "discovery of the new process: up to "
+                 "{startup_received_max_s} s); {starts} restarts, each right after the "
+                 "last runner exited: p50 {starts_p50_s} s, max **{starts_max_s} s**, "
+                 "{starts_over_2s} over 2 s (node built p50 {starts_node_built_p50_s} s)",
      "check": ["goal_3_met", ">=", 1]},
 ]
 
 
-def summary_figures(results: dict[str, dict]) -> dict[str, float]:
-    """The flat figures the summary rows quote, per rate (100, 250, 500 Hz)."""
+def summary_figures(results: dict[str, dict], starts: list[dict[str, float]]) -> dict[str, float]:
+    """The flat figures the summary rows quote, per rate (100, 250, 500 Hz), and over the
+    `--starts` restarts."""
     out: dict[str, float] = {}
     for rate, r in results.items():
         run, ref = r["runner"], r["reference_loop"]
@@ -275,6 +281,7 @@ def summary_figures(results: dict[str, dict]) -> dict[str, float]:
             f"rss_{rate}_mb": round(run["rss_mb"], 1),
             f"startup_{rate}_s": round(run["startup_to_first_command_s"], 2),
             f"startup_received_{rate}_s": round(run["startup_to_first_command_received_s"], 2),
+            f"startup_node_built_{rate}_s": round(run["startup_node_built_s"], 2),
             f"ref_rate_ratio_{rate}": round(ref["rate_hz"] / float(rate), 3),
             f"ref_jitter_p99_{rate}_ms": round(ref["jitter_ms_p99"], 2),
         })
@@ -286,6 +293,15 @@ def summary_figures(results: dict[str, dict]) -> dict[str, float]:
     out["rss_max_mb"] = max(v for k, v in out.items() if k.startswith("rss_"))
     out["startup_max_s"] = max(out[f"startup_{rate}_s"] for rate in results)
     out["startup_received_max_s"] = max(out[f"startup_received_{rate}_s"] for rate in results)
+    out["startup_node_built_max_s"] = max(out[f"startup_node_built_{rate}_s"] for rate in results)
+    if starts:
+        times = np.array([r["startup_to_first_command_s"] for r in starts])
+        built = np.array([r["startup_node_built_s"] for r in starts])
+        out.update(starts=len(times), starts_p50_s=round(float(np.median(times)), 2),
+                   starts_max_s=round(float(times.max()), 2),
+                   starts_over_2s=int((times > 2.0).sum()),
+                   starts_node_built_p50_s=round(float(np.median(built)), 2))
+        out["startup_max_s"] = max(out["startup_max_s"], out["starts_max_s"])
     out["goal_3_met"] = int(out["rss_max_mb"] <= 300 and out["startup_max_s"] <= 2.0)
     if "100" in results and "500" in results:  # all three parts of goal 2, or not met
         out["goal_2_met"] = int(out["missed_100"] == 0 and out["rate_ratio_500"] >= 0.98
@@ -305,12 +321,17 @@ def main() -> int:
     parser.add_argument("--warm-lead", type=float, default=float(PARAMETERS["warm_lead"][0]),
                         help="the runner's warm_lead (s before a tick that it warms the "
                         "caches; 0 = off)")
+    parser.add_argument("--starts", type=int, default=10,
+                        help="then start the runner this many times more at 250 Hz, each "
+                        "right after the last one exited (0.3 s runs): the start-up figures "
+                        "of a user who stops a run and starts it again")
     parser.add_argument("--out", type=Path,
                         default=ROOT / "docs" / "benchmarks" / "detail" / "deploy.json")
     args = parser.parse_args()
     load_before = os.getloadavg()
     domain = random.randint(150, 230)
     results: dict[str, dict] = {}
+    starts: list[dict[str, float]] = []
     with TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         artifact = research_shaped_artifact(tmp / "artifact")
@@ -342,6 +363,12 @@ def main() -> int:
                       f"{runner.get('state_wait_misses', 0):.0f}) | RSS "
                       f"{runner['rss_mb']:.0f} MB, start->first command "
                       f"{runner['startup_to_first_command_s']:.2f} s", flush=True)
+            for k in range(args.starts):
+                starts.append(run_rate(bench, artifact, 250.0, 0.3, domain, tmp,
+                                       args.realtime_priority, args.warm_lead))
+                print(f"restart {k + 1}/{args.starts}: start->first command "
+                      f"{starts[-1]['startup_to_first_command_s']:.2f} s (node built "
+                      f"{starts[-1]['startup_node_built_s']:.2f} s)", flush=True)
         finally:
             bench.close()
             stop.set()
@@ -354,11 +381,11 @@ def main() -> int:
               "realtime_priority": args.realtime_priority, "motion": args.motion,
               "warm_lead_s": args.warm_lead,
               "command": "python bench/deploy.py " + " ".join(sys.argv[1:]),
-              "results": results,
+              "results": results, "restarts": starts,
               "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(detail, indent=2) + "\n")
-    figures = dict(summary_figures(results), realtime_priority=args.realtime_priority,
+    figures = dict(summary_figures(results, starts), realtime_priority=args.realtime_priority,
                    motion=args.motion, warm_lead_ms=round(args.warm_lead * 1000, 2),
                    feeder_jitter_p99_ms=round(feeder_stats["feeder_jitter_ms_p99"], 3),
                    feeder_realtime=feeder_stats["feeder_realtime"])

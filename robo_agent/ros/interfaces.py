@@ -27,6 +27,7 @@ TOOL_RESULT_TOPIC = "/robo_agent/tool_result"
 PREVIEW_PREFIX = "/robo_agent/preview"
 OBJECTS_PREFIX = "/robo_agent/objects"  # /robo_agent/objects/<name>/pose (PoseStamped)
 CAMERA_TOPIC = "/camera/image_raw"
+CLOCK_TOPIC = "/clock"  # rosgraph_msgs/Clock: sim_robot's simulated time, as Gazebo's
 CAMERA_REQUEST_TOPIC = "/robo_agent/camera/request"  # std_msgs/String JSON {"width", "height"}
 
 # Latched e-stop: a late joiner gets the current state (like /robot_description).

@@ -12,7 +12,10 @@ on request (/robo_agent/camera/request, String JSON {"width", "height"}) or at
 `camera_rate`.
 
 Physics runs in its own thread on absolute deadlines, so the state rate does not drift;
-ROS callbacks only hand commands over under a lock.
+ROS callbacks only hand commands over under a lock. A machine too busy to keep up (more
+than 0.25 s behind) drops the lost time rather than burst: the simulated time, published
+on `/clock` at `clock_rate`, then runs slower than the wall clock, and whoever times an
+episode by the wall clock (the rehearsal) can measure by how much.
 
     python -m robo_agent.ros.sim_robot --ros-args -p robot:=panda -p task:=pick_and_place
 """
@@ -29,6 +32,7 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray, String
 from trajectory_msgs.msg import JointTrajectory
@@ -50,6 +54,9 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "physics_timestep": (0.002, "s, upper bound of one physics step"),
     "real_time_factor": (1.0, "sim seconds per wall second"),
     "object_pose_rate": (10.0, "Hz of the object pose topics (0 = off)"),
+    "clock_rate": (50.0, "Hz of /clock, the simulated time (rosgraph_msgs/Clock, as a "
+                   "Gazebo sim publishes it; it falls behind the wall clock when the "
+                   "machine cannot keep up; 0 = off)"),
     "camera_rate": (0.0, "Hz of the camera topic (0 = only on request)"),
     "camera_width": (320, "default image width, px"),
     "camera_height": (240, "default image height, px"),
@@ -110,6 +117,7 @@ class SimRobotNode(Node):
         self.pub_state = self.create_publisher(JointState, str(p["joint_states_topic"]),
                                                ifc.STATES)
         self.pub_image = self.create_publisher(Image, self.spec.camera_topic, ifc.COMMANDS)
+        self.pub_clock = self.create_publisher(Clock, ifc.CLOCK_TOPIC, ifc.STATES)
         self.object_names = ["object"] if self.task.has_object else []
         self.object_names.append("goal")
         self.pub_objects = {n: self.create_publisher(PoseStamped, ifc.object_topic(n),
@@ -209,6 +217,11 @@ class SimRobotNode(Node):
         msg.velocity = qd_all.tolist()
         self.pub_state.publish(msg)
 
+    def _publish_clock(self) -> None:
+        msg = Clock()
+        msg.clock.sec, msg.clock.nanosec = divmod(round(self.sim_time * 1e9), 10**9)
+        self.pub_clock.publish(msg)
+
     def _publish_objects(self) -> None:
         stamp = self.get_clock().now().to_msg()
         for name, pub in self.pub_objects.items():
@@ -237,6 +250,7 @@ class SimRobotNode(Node):
 
     def _loop(self) -> None:
         obj_every = self._every(float(self.params["object_pose_rate"]))
+        clock_every = self._every(float(self.params["clock_rate"]))
         cam_every = self._every(float(self.params["camera_rate"]))
         deadline = time.perf_counter()
         while self._running:
@@ -251,6 +265,8 @@ class SimRobotNode(Node):
                 self._publish_state(q_all, qd_all)
                 if obj_every and self.ticks % obj_every == 0:
                     self._publish_objects()
+                if clock_every and self.ticks % clock_every == 0:
+                    self._publish_clock()
                 with self._lock:
                     requests, self._camera_requests = self._camera_requests, []
                 if cam_every and self.ticks % cam_every == 0:
