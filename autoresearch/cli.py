@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TRIALS = 2
+DEFAULT_TRIALS = 4
 EXPORT_WARN_BELOW = 0.5  # a policy that fails every other held-out episode is not for a robot
 
 
@@ -102,7 +102,7 @@ def _settings_args(p: argparse.ArgumentParser, task: str, budget: float, note: s
         help=f"cap on the CPU seconds of one training run (default {budget:g}){note}",
     )
     p.add_argument("--budget-steps", type=int, default=None,
-                   help=f"env steps per training run (default 8000){note}")  # fmt: skip
+                   help=f"env steps per training run (default 5000){note}")  # fmt: skip
     p.add_argument("--repeats", type=int, default=None, help=f"training seeds per candidate{note}")
     p.add_argument("--episodes", type=int, default=None, help=f"held-out evaluation episodes{note}")
     p.add_argument("--domain-randomization", action="store_true",

@@ -40,7 +40,7 @@ class ResearchConfig(BaseModel):
         "too) per run; a run stops at budget_steps or at this cap, whichever comes first",
     )
     budget_steps: int = Field(
-        default=8000, ge=0, description="env steps per run of train.py (0: CPU cap only)"
+        default=5000, ge=0, description="env steps per run of train.py (0: CPU cap only)"
     )
     grace_seconds: float = Field(
         default=20.0, ge=0, description="extra time for start-up and saving before a kill"
