@@ -6,12 +6,14 @@
 Real runs of the research path (`execute.run_jobs_locally`: train.py in its own process
 with the default `research.yaml` budget, then the frozen evaluator on the default 100
 held-out episodes, one secret set of them for the whole bench as in one workspace), one
-training seed per run, for three versions of `train.py`:
+training seed per run, for four versions of `train.py`:
 
 * `default` — the template, on seeds 0..N-1;
 * `comment` — the template plus a comment (the A/A candidate), on the first seeds;
-* `bad`     — the template with `learning_rate` at the bottom of its range (0.0005), the
-  incumbent of the power test, whose candidate is `default`.
+* `good`    — the template with the tunables the default research run kept (`TUNED`): a
+  known improvement, the power test's candidate;
+* `bad`     — `good` with `learning_rate` at the bottom of its range (0.0005): one
+  tunable at a bad value, the power test's incumbent.
 
 A trial is decided exactly as the runner decides at the start of a run: the incumbent
 has scores on 4 seeds (`max_repeats`), the candidate races (2 seeds, one more at a time
@@ -26,7 +28,8 @@ figure is in the record.
   disjoint sets of 4 seeds drawn at random from all N (`NULL_DRAWS` draws): the null of a
   change that does not help but sends training down other trajectories, which any real
   code change does — the false-keep rate that matters;
-* **power**: incumbent `bad`, candidate `default`, same seeds (every 4-subset).
+* **power**: incumbent `bad`, candidate `good`, same seeds (every 4-subset); and the
+  gain the default run finds, incumbent `default`, candidate `good` (`power_found`).
 
 **Load** (`--load-seeds L`): `default` on seeds 0..L-1 again while one unrelated process
 keeps a core busy (`python -c 'while True: pass'`); mean scores, CPU seconds and wall
@@ -56,18 +59,23 @@ ROWS = [
     {"id": "research 6", "goal": "load-robust budget: mean baseline score with one core kept "
                                  "busy vs not, ≤ 0.10 apart",
      "measured": "**{score_difference:.3f}** ({score_not_busy} vs {score_busy}; "
-                 "{identical_runs} of {load_runs} runs bit-identical; budget = 8000 env "
-                 "steps under a CPU-s cap)",
+                 "{identical_runs} of {load_runs} runs bit-identical; budget = "
+                 "{budget_steps} env steps under a CPU-s cap)",
      "check": ["score_difference", "<=", 0.1], "needs": "score_difference"},
     {"id": "research 7", "goal": "A/A false keeps ≤ 5 % over ≥ 20 trials",
      "measured": "comment-only A/A **{aa_kept} of {aa_trials}**; fresh-trajectory A/A′ "
                  "**{aa_fresh_kept} of {aa_fresh_trials}** ({aa_fresh_rate:.1%}; random "
                  "disjoint 4-seed sets from {default_seeds} seeds of the default "
-                 "train.py, racing as the runner does; trials share runs)",
+                 "train.py, racing as the runner does; trials share runs); with the "
+                 "incumbent on seeds 0-3 as in the default run: {aa_run_seeds_kept} of "
+                 "{aa_run_seeds_trials}",
      "check": ["false_keep_rate", "<=", 0.05]},
     {"id": "research 8", "goal": "power ≥ 80 % for a known improvement at the default compute",
      "measured": "**{power_rate:.0%}** ({power_kept} of {power_trials}, {bad_seeds} seeds; "
-                 "incumbent `learning_rate` 0.0005 at {bad_mean}, candidate 0.003); "
+                 "incumbent: a tuned train.py ({good_mean}) with `learning_rate` 0.0005 "
+                 "({bad_mean}), candidate: the tuned one); the default train.py as "
+                 "incumbent, the tuned one as candidate (+{found_gain} on average): "
+                 "{power_found_kept} of {power_found_trials}; "
                  "smallest detectable gain at the default baseline ({baseline_mean} ± "
                  "{baseline_sd}, 2 seeds, racing to 4) **{detectable_gain}** with the noise "
                  "of a run's start (4 baseline seeds), {detectable_gain_known_noise} once "
@@ -80,11 +88,30 @@ def _sources() -> dict[str, str]:
     from robo_agent.core.research_source import apply_values
 
     default = (ROOT / "autoresearch" / "train.py").read_text()
+    good = apply_values(default, TUNED)
     return {
         "default": default,
         "comment": default + "\n# an A/A candidate: identical but for this comment\n",
-        "bad": apply_values(default, {"learning_rate": 0.0005}),
+        "good": good,
+        "bad": apply_values(good, {"learning_rate": 0.0005}),
     }
+
+
+#: the tunables of the candidate `robo-agent research run --seed 0` keeps at the default
+#: settings (its trial 1; record research-main-job-20261208T033508Z, seed 0): a known
+#: improvement on the default `train.py` at the default budget, the power test's candidate
+TUNED = {"learning_rate": 0.002588, "gamma": 0.943, "tau": 0.09439, "batch_size": 308,
+         "updates_per_step": 0.8126, "her_ratio": 0.7644, "learning_starts": 1223,
+         "init_alpha": 0.3737, "policy_ema": 0.007285}
+
+
+def _power_pair(runs: dict[str, list[dict]]) -> tuple[list[dict], list[dict]] | None:
+    """The power test's incumbent and candidate runs: `bad` (one tunable at a bad value)
+    against `good` (the same train.py with the good value), or against `default` in
+    records made before `good` existed (where `bad` was the default with that value)."""
+    if "bad" not in runs:
+        return None
+    return runs["bad"], runs["good"] if "good" in runs else runs["default"]
 
 
 def _runs(name: str, source: str, seeds: list[int], root: Path, parallel: int,
@@ -223,6 +250,16 @@ def _race_trials(inc_runs: list[dict], cand_runs: list[dict], fresh: bool,
     return [_race([inc_by[s] for s in p], [cand_by[s] for s in q], z) for p, q in combos]
 
 
+def _fixed_incumbent_trials(runs: list[dict]) -> list[dict]:
+    """A/A' as the default run meets it: the incumbent on the training seeds it always
+    uses (0-3), the candidate on 4 of the other seeds drawn at random (`NULL_DRAWS`)."""
+    by = {r["seed"]: r for r in runs}
+    inc = [by[s] for s in range(4)]
+    rest = sorted(s for s in by if s >= 4)
+    rng = random.Random(0)
+    return [_race(inc, [by[s] for s in rng.sample(rest, 4)]) for _ in range(NULL_DRAWS)]
+
+
 def _grid(runs: dict[str, list[dict]]) -> list[dict]:
     """False-keep rate (fresh trajectories) and power for other repeats and z, from the
     same runs (subsets of the seeds), to choose the defaults by measurement."""
@@ -230,7 +267,8 @@ def _grid(runs: dict[str, list[dict]]) -> list[dict]:
     for n in (2, 3, 4):
         for z in (1.0, 1.282, 1.645, 2.0):
             fresh = _trials(runs["default"], runs["default"], True, n, z)
-            power = _trials(runs["bad"], runs["default"], False, n, z) if "bad" in runs else []
+            pair = _power_pair(runs)
+            power = _trials(*pair, False, n, z) if pair else []
             if not fresh:
                 continue
             rec = {"repeats": n, "z": z, "aa_fresh_rate": statistics.mean(t["keep"] for t in fresh),
@@ -245,7 +283,8 @@ def _grid(runs: dict[str, list[dict]]) -> list[dict]:
             out.append(rec)
     for z in (1.0, 1.282, 1.645, 2.0):
         fresh = _race_trials(runs["default"], runs["default"], True, z)
-        power = _race_trials(runs["bad"], runs["default"], False, z) if "bad" in runs else []
+        pair = _power_pair(runs)
+        power = _race_trials(*pair, False, z) if pair else []
         rec = {"repeats": "race 2-4", "z": z,
                "aa_fresh_rate": statistics.mean(t["keep"] for t in fresh),
                "aa_fresh_trials": len(fresh),
@@ -277,11 +316,12 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--load-seeds", type=int, default=4)
     parser.add_argument("--parallel", type=int, default=2)
-    parser.add_argument("--configs", default="default,bad,comment")
+    parser.add_argument("--configs", default="default,good,bad,comment")
     parser.add_argument("--comment-seeds", type=int, default=7,
                         help="seeds of the A/A candidate (7: 35 racing trials)")
     parser.add_argument("--bad-seeds", type=int, default=10,
-                        help="seeds of the power test's incumbent (10: 210 racing trials)")
+                        help="seeds of the power test's incumbent and candidate (10: 210 "
+                        "racing trials)")
     parser.add_argument("--json", default=None)
     parser.add_argument("--reuse", default=None, help="a log of an interrupted run of this "
                         "script (same commit): its run records are reused, not re-run")
@@ -319,7 +359,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in args.configs.split(","):
-            cap = {"comment": args.comment_seeds, "bad": args.bad_seeds}.get(name, args.seeds)
+            cap = {"comment": args.comment_seeds, "bad": args.bad_seeds,
+                   "good": args.bad_seeds}.get(name, args.seeds)
             some = seeds[:cap]
             runs[name] = _runs(name, sources[name], some, root, args.parallel, reuse,
                                eval_base)
@@ -377,6 +418,18 @@ def record_figures(result: dict) -> dict[str, float | int]:
         f.update(power_trials=pw["trials"], power_kept=pw["kept"], power_rate=round(pw["rate"], 4),
                  bad_seeds=len(runs["bad"]),
                  bad_mean=round(statistics.mean(r["score"] for r in runs["bad"]), 3))
+    if "good" in runs and "power_found" in result:
+        pf = result["power_found"]
+        f.update(good_mean=round(statistics.mean(r["score"] for r in runs["good"]), 3),
+                 power_found_rate=round(pf["rate"], 4), power_found_trials=pf["trials"],
+                 power_found_kept=pf["kept"])
+        f["found_gain"] = round(f["good_mean"] - statistics.mean(
+            r["score"] for r in runs["default"]), 3)
+    f["budget_steps"] = runs["default"][0]["env_steps"]
+    if "aa_fresh_run_seeds" in result:
+        fx = result["aa_fresh_run_seeds"]
+        f.update(aa_run_seeds_kept=fx["kept"], aa_run_seeds_trials=fx["trials"],
+                 aa_run_seeds_rate=round(fx["rate"], 4))
     scores = [r["score"] for r in runs["default"]]
     cfg = ResearchConfig(task="robo_agent/PandaReach-v0", budget_seconds=_budget())
     mean, sd = statistics.mean(scores), statistics.stdev(scores)
@@ -421,9 +474,16 @@ def _aa_power(result: dict, runs: dict[str, list[dict]]) -> None:
                                 _race_trials(runs["default"], runs["comment"], False))
     fresh = _race_trials(runs["default"], runs["default"], True)
     result["aa_fresh"] = _summary("A/A' (fresh trajectories)", fresh)
-    if "bad" in runs:
-        result["power"] = _summary("power (lr 0.0005 -> 0.003)",
-                                   _race_trials(runs["bad"], runs["default"], False))
+    result["aa_fresh_run_seeds"] = _summary(
+        "A/A' with the incumbent on seeds 0-3 (the default run's baseline)",
+        _fixed_incumbent_trials(runs["default"]))
+    pair = _power_pair(runs)
+    if pair:
+        result["power"] = _summary("power (one tunable: lr 0.0005 -> its good value)",
+                                   _race_trials(*pair, False))
+    if "good" in runs:  # the improvement the default run finds: default -> tuned
+        result["power_found"] = _summary("power (default train.py -> tuned)",
+                                         _race_trials(runs["default"], runs["good"], False))
     result["grid"] = _grid(runs)
     scores = [r["score"] for r in runs["default"]]
     result["default_baseline"] = {"mean": statistics.mean(scores), "sd": statistics.stdev(scores)}
