@@ -11,7 +11,8 @@
    (goal <= 2 s), at each rate and over `--starts` restarts, each right after the last
    runner exited (split into the node's build and the DDS discovery after it).
 
-    python bench/deploy.py [--seconds 60] [--rates 100 250 500] [--starts 10]
+    python bench/deploy.py [--seconds 60] [--rates 100 250 500] [--starts 10] \
+        [--warm-lead S] [--phase-lead S]
 
 The runner runs as its own process in a private ROS domain, with `realtime_priority`
 (`--realtime-priority`, default 50 as `policy.launch.xml` sets it; 0 = normal
@@ -184,13 +185,14 @@ def reference_loop(rate: float, seconds: float) -> dict[str, float]:
 
 
 def run_rate(bench: Bench, artifact: Path, rate: float, seconds: float, domain: int,
-             tmp: Path, priority: int, warm_lead: float) -> dict[str, float]:
+             tmp: Path, priority: int, warm_lead: float,
+             phase_lead: float = float(PARAMETERS["phase_lead"][0])) -> dict[str, float]:
     env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     cmd = [sys.executable, "-m", "robo_agent.ros.policy_runner", "--ros-args",
            "-p", f"artifact:={artifact}", "-p", "goal:=[0.45, 0.0, 0.3]",
            "-p", f"rate_hz:={rate}", "-p", f"audit_log:={tmp / 'audit.jsonl'}",
            "-p", "success_steps:=100000000", "-p", f"realtime_priority:={priority}",
-           "-p", f"warm_lead:={warm_lead}"]
+           "-p", f"warm_lead:={warm_lead}", "-p", f"phase_lead:={phase_lead}"]
     bench.first_command, bench.commands, bench.status = None, 0, {}
     t_start = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=(tmp / f"runner_{rate:g}.log").open("wb"),
@@ -321,6 +323,10 @@ def main() -> int:
     parser.add_argument("--warm-lead", type=float, default=float(PARAMETERS["warm_lead"][0]),
                         help="the runner's warm_lead (s before a tick that it warms the "
                         "caches; 0 = off)")
+    parser.add_argument("--phase-lead", type=float,
+                        default=float(PARAMETERS["phase_lead"][0]),
+                        help="the runner's phase_lead (s after a state's arrival that a "
+                        "phase-locked tick runs)")
     parser.add_argument("--starts", type=int, default=10,
                         help="then start the runner this many times more at 250 Hz, each "
                         "right after the last one exited (0.3 s runs): the start-up figures "
@@ -345,7 +351,7 @@ def main() -> int:
         try:
             for rate in args.rates:
                 runner = run_rate(bench, artifact, rate, args.seconds, domain, tmp,
-                                  args.realtime_priority, args.warm_lead)
+                                  args.realtime_priority, args.warm_lead, args.phase_lead)
                 ref = reference_loop(rate, min(args.seconds, 20.0))
                 results[f"{rate:g}"] = {"runner": runner, "reference_loop": ref}
                 print(f"{rate:g} Hz: runner {runner['loop_rate_hz']:.1f} Hz "
@@ -365,7 +371,8 @@ def main() -> int:
                       f"{runner['startup_to_first_command_s']:.2f} s", flush=True)
             for k in range(args.starts):
                 starts.append(run_rate(bench, artifact, 250.0, 0.3, domain, tmp,
-                                       args.realtime_priority, args.warm_lead))
+                                       args.realtime_priority, args.warm_lead,
+                                       args.phase_lead))
                 print(f"restart {k + 1}/{args.starts}: start->first command "
                       f"{starts[-1]['startup_to_first_command_s']:.2f} s (node built "
                       f"{starts[-1]['startup_node_built_s']:.2f} s)", flush=True)
@@ -379,7 +386,7 @@ def main() -> int:
     detail = {"bench": "deploy", "commit": commit, "cpus": os.cpu_count(),
               "load_avg_1m": os.getloadavg()[0], "seconds_per_rate": args.seconds,
               "realtime_priority": args.realtime_priority, "motion": args.motion,
-              "warm_lead_s": args.warm_lead,
+              "warm_lead_s": args.warm_lead, "phase_lead_s": args.phase_lead,
               "command": "python bench/deploy.py " + " ".join(sys.argv[1:]),
               "results": results, "restarts": starts,
               "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -387,6 +394,7 @@ def main() -> int:
     args.out.write_text(json.dumps(detail, indent=2) + "\n")
     figures = dict(summary_figures(results, starts), realtime_priority=args.realtime_priority,
                    motion=args.motion, warm_lead_ms=round(args.warm_lead * 1000, 2),
+                   phase_lead_ms=round(args.phase_lead * 1000, 3),
                    feeder_jitter_p99_ms=round(feeder_stats["feeder_jitter_ms_p99"], 3),
                    feeder_realtime=feeder_stats["feeder_realtime"])
     path = write_record("deploy", figures, ROWS, load_before=load_before,
