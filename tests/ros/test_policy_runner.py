@@ -307,15 +307,22 @@ def test_state_missing_a_joint_never_starts(feeder: Feeder, domain: int, ros_pro
     assert proc.stop() == 0
 
 
-@pytest.mark.slow
-def test_stale_state_holds_and_an_estop_then_holds_without_a_pose(
-        feeder: Feeder, domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
+def _run_until_stale(feeder: Feeder, domain: int, ros_process: Any, artifacts: dict,
+                     tmp_path: Path) -> tuple[Any, int]:
+    """A runner commanding, then /joint_states stops until it holds on `stale_state`:
+    the runner process and the number of commands sent by then."""
     proc = runner(ros_process, domain, tmp_path, artifacts["constant"])
     assert feeder.wait(lambda: len(feeder.sent(TRAJ)) > 5), proc.output()
     feeder.mode = "silent"
     assert feeder.wait(lambda: feeder.last_status().get("last_guard") == "stale_state", 5)
     time.sleep(0.3)
-    n = len(feeder.sent(TRAJ))
+    return proc, len(feeder.sent(TRAJ))
+
+
+@pytest.mark.slow
+def test_stale_state_holds_and_an_estop_then_holds_without_a_pose(
+        feeder: Feeder, domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
+    proc, n = _run_until_stale(feeder, domain, ros_process, artifacts, tmp_path)
     time.sleep(0.5)
     silent = feeder.sent(TRAJ)[n:]
     assert not silent, "commands sent while /joint_states was stale"
@@ -334,12 +341,7 @@ def test_stale_state_holds_and_an_estop_then_holds_without_a_pose(
 @pytest.mark.slow
 def test_stale_state_resumes_without_a_jump(
         feeder: Feeder, domain: int, ros_process: Any, artifacts: dict, tmp_path: Path) -> None:
-    proc = runner(ros_process, domain, tmp_path, artifacts["constant"])
-    assert feeder.wait(lambda: len(feeder.sent(TRAJ)) > 5), proc.output()
-    feeder.mode = "silent"
-    assert feeder.wait(lambda: feeder.last_status().get("last_guard") == "stale_state", 5)
-    time.sleep(0.3)
-    n = len(feeder.sent(TRAJ))
+    proc, n = _run_until_stale(feeder, domain, ros_process, artifacts, tmp_path)
     feeder.mode = "normal"
     assert feeder.wait(lambda: len(feeder.sent(TRAJ)) > n + 5)
     assert_steps_bounded(feeder.sent(TRAJ))
